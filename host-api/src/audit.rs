@@ -1,0 +1,210 @@
+//! Audit events and the one function that emits them.
+//!
+//! Every scope decision a capability makes, allowed or refused, becomes one
+//! [`AuditEvent`] passed to [`emit`] before the capability touches its
+//! backend. Where the events go is the runtime's business: it implements
+//! [`AuditSink`] over its tamper-evident log. If the sink cannot record, the
+//! capability call fails instead of going ahead unrecorded (fail closed).
+//!
+//! Events carry names, digests and sizes, never stored values, secrets or
+//! guest payloads; a value shows up only as its sha256 digest.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::scope::{Digest, InstanceScope};
+
+/// Where audit events go. Implemented by the runtime's audit log.
+pub trait AuditSink: Send + Sync {
+    /// Appends `event` to the stream of `event.tenant`.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`AuditError`] when the event could not be recorded; the caller
+    /// must then fail the operation it was about to perform.
+    fn append(&self, event: &AuditEvent) -> Result<(), AuditError>;
+}
+
+/// The audit stream could not record an event.
+#[derive(Debug, Error)]
+#[error("audit stream of tenant {tenant} cannot record: {reason}")]
+pub struct AuditError {
+    /// The tenant whose stream failed.
+    pub tenant: String,
+    /// What failed, without the event's content.
+    pub reason: String,
+}
+
+/// Whether a scope decision allowed the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// The grant covers the call; the backend was (or is about to be) used.
+    Allow,
+    /// The call was refused before any backend was touched.
+    Deny,
+}
+
+/// Who is at fault when a call does not succeed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Blame {
+    /// The guest asked for something outside its grant or sent bad input.
+    Guest,
+    /// The host failed (backend error, broken invariant).
+    Host,
+}
+
+/// How an invocation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The agent returned an output.
+    Ok,
+    /// The agent returned its `invalid-input` error.
+    InvalidInput,
+    /// The agent returned its `failed` error.
+    Failed,
+    /// The guest trapped, ran out of time or hit a limit.
+    Trap,
+}
+
+/// Which standard stream a captured line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamName {
+    /// The guest's stdout.
+    Stdout,
+    /// The guest's stderr.
+    Stderr,
+}
+
+/// One audit event: who, then what.
+///
+/// The field order here is the order of the serialized form, which the audit
+/// log hashes; changing it changes every digest.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Milliseconds since the Unix epoch when the event was made.
+    pub time_unix_ms: u64,
+    /// The tenant the event belongs to.
+    pub tenant: String,
+    /// The agent's name.
+    pub agent: String,
+    /// sha256 of the component.
+    pub component_digest: String,
+    /// sha256 of the agent's grant.
+    pub grant_digest: String,
+    /// The invocation id.
+    pub invocation: String,
+    /// Who caused the invocation.
+    pub actor: String,
+    /// What happened.
+    pub body: EventBody,
+}
+
+/// What an event records.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum EventBody {
+    /// An invocation is about to run.
+    InvocationStart {
+        /// sha256 of the agent manifest file.
+        manifest_digest: String,
+        /// sha256 of the input.
+        input_digest: String,
+        /// Size of the input.
+        input_bytes: u64,
+    },
+    /// An invocation ended.
+    InvocationFinish {
+        /// How it ended.
+        outcome: Outcome,
+        /// The agent's error message or the trap reason.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        detail: Option<String>,
+        /// sha256 of the output, when there is one.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        output_digest: Option<String>,
+        /// Wall-clock duration in microseconds.
+        duration_us: u64,
+    },
+    /// One capability call and the scope decision taken on it.
+    HostCall {
+        /// WIT interface, for example `warden:agent/records`.
+        interface: String,
+        /// WIT function, for example `get`.
+        function: String,
+        /// The resource named by the guest (a key, a prefix), as sent.
+        resource: String,
+        /// Allowed or refused.
+        decision: Decision,
+        /// Why: the grant entry that matched, or the rule that refused.
+        reason: String,
+        /// Who is at fault when the call was refused or failed.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        blame: Option<Blame>,
+        /// sha256 of the value written (put) or, for a read, of the value
+        /// found; absent when no value was involved.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        value_digest: Option<String>,
+    },
+    /// A decision the agent recorded through `warden:agent/decisions`.
+    AgentDecision {
+        /// What the decision is about.
+        subject: String,
+        /// The outcome the agent chose.
+        outcome: String,
+        /// The agent's reason.
+        reason: String,
+    },
+    /// One line the guest wrote to stdout or stderr.
+    StreamLine {
+        /// Which stream.
+        stream: StreamName,
+        /// The line, lossily decoded as UTF-8 and truncated to the
+        /// runtime's maximum line length.
+        line: String,
+    },
+}
+
+/// Records `body` for the invocation described by `scope`.
+///
+/// This is the only way host code emits audit events, so that every event
+/// carries the same attribution fields.
+///
+/// # Errors
+///
+/// Returns the sink's [`AuditError`]; the caller must fail closed.
+pub fn emit(
+    sink: &dyn AuditSink,
+    scope: &InstanceScope,
+    body: EventBody,
+) -> Result<(), AuditError> {
+    let event = AuditEvent {
+        time_unix_ms: now_unix_ms(),
+        tenant: scope.tenant.as_str().to_owned(),
+        agent: scope.agent.clone(),
+        component_digest: scope.component_digest.to_hex(),
+        grant_digest: scope.grant_digest.to_hex(),
+        invocation: scope.invocation.clone(),
+        actor: scope.actor.clone(),
+        body,
+    };
+    sink.append(&event)
+}
+
+/// sha256 of `bytes` as hex, the form values take in audit events.
+pub fn value_digest(bytes: &[u8]) -> String {
+    Digest::of(bytes).to_hex()
+}
+
+fn now_unix_ms() -> u64 {
+    // A clock before 1970 is a broken host clock; record 0 rather than fail
+    // the call, the hash chain still orders the events.
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

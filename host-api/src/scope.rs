@@ -1,0 +1,182 @@
+//! The tenant scope: who an invocation runs for, bound by the host.
+//!
+//! A guest never names its tenant. The runtime builds an [`InstanceScope`]
+//! when it creates the store for one invocation, and every capability reads
+//! the tenant from there. Storage backends take a [`TenantId`] on every call,
+//! so that no query can be formed without one.
+
+use std::fmt;
+
+use sha2::{Digest as _, Sha256};
+use thiserror::Error;
+
+/// Longest tenant id accepted, in bytes.
+pub const MAX_TENANT_ID_BYTES: usize = 64;
+
+/// A validated tenant id.
+///
+/// Tenant ids are 1 to 64 characters of lower-case ASCII letters, digits, `-`
+/// and `_`, starting with a letter or digit. The rule keeps ids safe to use
+/// as file names and in audit records without escaping: no path separators,
+/// no dots, no upper case that could alias another tenant on a
+/// case-insensitive file system.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(String);
+
+/// Why a string is not a valid tenant id.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum TenantIdError {
+    /// The id was empty.
+    #[error("tenant id is empty; use 1 to 64 of a-z, 0-9, '-' and '_'")]
+    Empty,
+    /// The id was longer than [`MAX_TENANT_ID_BYTES`].
+    #[error("tenant id is {0} bytes, over the maximum of {MAX_TENANT_ID_BYTES}; use a shorter id")]
+    TooLong(usize),
+    /// The id held a character outside the allowed set.
+    #[error("tenant id {id:?} contains {ch:?}; use only a-z, 0-9, '-' and '_'")]
+    BadCharacter {
+        /// The rejected id, shown with escapes.
+        id: String,
+        /// The first character that is not allowed.
+        ch: char,
+    },
+    /// The id started with `-` or `_`.
+    #[error("tenant id {0:?} must start with a letter or digit")]
+    BadStart(String),
+}
+
+impl TenantId {
+    /// Validates `id` as a tenant id.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`TenantIdError`] naming the rule `id` breaks.
+    pub fn new(id: &str) -> Result<Self, TenantIdError> {
+        if id.is_empty() {
+            return Err(TenantIdError::Empty);
+        }
+        if id.len() > MAX_TENANT_ID_BYTES {
+            return Err(TenantIdError::TooLong(id.len()));
+        }
+        if let Some(ch) = id
+            .chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
+        {
+            return Err(TenantIdError::BadCharacter {
+                id: id.to_owned(),
+                ch,
+            });
+        }
+        if id.starts_with(['-', '_']) {
+            return Err(TenantIdError::BadStart(id.to_owned()));
+        }
+        Ok(Self(id.to_owned()))
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TenantId({})", self.0)
+    }
+}
+
+/// A sha256 digest, shown as lower-case hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// The sha256 digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+
+    /// Lower-case hex form, 64 characters.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.to_hex())
+    }
+}
+
+/// Everything that attributes one invocation's events: which tenant, which
+/// agent, which exact component and grant, which invocation, and who caused
+/// it.
+///
+/// Built by the runtime when it creates the store; capabilities only read it.
+#[derive(Clone, Debug)]
+pub struct InstanceScope {
+    /// The tenant the invocation runs for.
+    pub tenant: TenantId,
+    /// The agent's name from its manifest.
+    pub agent: String,
+    /// sha256 of the component's bytes.
+    pub component_digest: Digest,
+    /// sha256 of the canonical form of the agent's grant.
+    pub grant_digest: Digest,
+    /// Unique id of this invocation.
+    pub invocation: String,
+    /// Who caused the invocation (an operator, a token's actor).
+    pub actor: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_plain_tenant_ids() {
+        for id in ["acme", "globex", "a", "t-1", "t_2", "0abc"] {
+            assert_eq!(TenantId::new(id).unwrap().as_str(), id);
+        }
+    }
+
+    #[test]
+    fn refuses_tenant_ids_that_could_escape_or_alias() {
+        let long = "a".repeat(MAX_TENANT_ID_BYTES + 1);
+        let cases: &[(&str, &str)] = &[
+            ("", "empty"),
+            ("../etc", "contains '.'"),
+            ("a/b", "contains '/'"),
+            ("Acme", "contains 'A'"),
+            ("a b", "contains ' '"),
+            ("a\0", "contains '\\0'"),
+            ("-a", "must start"),
+            ("_a", "must start"),
+            (&long, "over the maximum"),
+            ("acmé", "contains 'é'"),
+        ];
+        for (id, want) in cases {
+            let err = TenantId::new(id).unwrap_err().to_string();
+            assert!(err.contains(want), "{id:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn digest_is_sha256_hex() {
+        assert_eq!(
+            Digest::of(b"abc").to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

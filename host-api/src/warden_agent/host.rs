@@ -1,0 +1,282 @@
+//! Trait impls for the generated `warden:agent` bindings, one block per
+//! interface in WIT order.
+
+use tracing::debug_span;
+
+use super::{
+    AgentCtx,
+    bindings::warden::agent::{decisions, records},
+    scope::{Need, canonical_prefix, validate_key},
+};
+use crate::audit::{self, Blame, Decision, EventBody, value_digest};
+
+const RECORDS: &str = "warden:agent/records";
+const DECISIONS: &str = "warden:agent/decisions";
+
+/// One scope decision, ready to be recorded.
+struct Call<'a> {
+    interface: &'static str,
+    function: &'static str,
+    resource: &'a str,
+}
+
+impl AgentCtx {
+    /// Records one host-call event; an audit failure traps the invocation
+    /// (fail closed: the call must not go ahead unrecorded).
+    fn audit_call(
+        &self,
+        call: &Call<'_>,
+        decision: Decision,
+        reason: String,
+        blame: Option<Blame>,
+        value_digest: Option<String>,
+    ) -> wasmtime::Result<()> {
+        let body = EventBody::HostCall {
+            interface: call.interface.to_owned(),
+            function: call.function.to_owned(),
+            resource: call.resource.to_owned(),
+            decision,
+            reason,
+            blame,
+            value_digest,
+        };
+        audit::emit(&*self.audit, &self.scope, body).map_err(wasmtime::Error::new)
+    }
+
+    /// Records a refusal the guest caused.
+    fn deny(&self, call: &Call<'_>, reason: String) -> wasmtime::Result<()> {
+        self.audit_call(call, Decision::Deny, reason, Some(Blame::Guest), None)
+    }
+
+    /// Counts a call against the per-invocation cap; `Err` holds the refusal
+    /// text once the cap is passed.
+    fn count_call(&mut self) -> Result<(), String> {
+        self.host_calls = self.host_calls.saturating_add(1);
+        if self.host_calls > self.limits.max_host_calls {
+            return Err(format!(
+                "host calls per invocation exceed max_host_calls ({})",
+                self.limits.max_host_calls
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs the checks every records call shares: the call cap, the key
+    /// rules and the grant. On refusal the event is recorded and the guest's
+    /// error returned in `Ok(Err(_))`.
+    fn check_key(
+        &mut self,
+        call: &Call<'_>,
+        need: Need,
+        allow_trailing_slash: bool,
+    ) -> wasmtime::Result<Result<String, records::Error>> {
+        if let Err(reason) = self.count_call() {
+            self.deny(call, reason.clone())?;
+            return Ok(Err(records::Error::LimitReached(reason)));
+        }
+        if let Err(e) = validate_key(
+            call.resource,
+            self.limits.max_key_bytes,
+            allow_trailing_slash,
+        ) {
+            self.deny(call, e.to_string())?;
+            return Ok(Err(records::Error::InvalidKey(e.to_string())));
+        }
+        let key = canonical_prefix(call.resource);
+        match self.grant.decide(key, need) {
+            Ok(prefix) => Ok(Ok(format!("granted by prefix {prefix:?}"))),
+            Err(refusal) => {
+                self.deny(call, refusal.to_string())?;
+                Ok(Err(records::Error::NotPermitted(refusal.to_string())))
+            }
+        }
+    }
+
+    fn store_failed(
+        &self,
+        call: &Call<'_>,
+        error: &crate::error::StoreError,
+    ) -> wasmtime::Result<records::Error> {
+        tracing::error!(tenant = %self.scope.tenant, error = %error, "record store failed");
+        self.audit_call(
+            call,
+            Decision::Allow,
+            "record store failed".into(),
+            Some(Blame::Host),
+            None,
+        )?;
+        Ok(records::Error::Other("record store failed".into()))
+    }
+}
+
+impl records::Host for AgentCtx {
+    fn get(&mut self, key: String) -> wasmtime::Result<Result<Vec<u8>, records::Error>> {
+        let _span = debug_span!("records.get", tenant = %self.scope.tenant, key = %key).entered();
+        let call = Call {
+            interface: RECORDS,
+            function: "get",
+            resource: &key,
+        };
+        let reason = match self.check_key(&call, Need::Read, false)? {
+            Ok(reason) => reason,
+            Err(e) => return Ok(Err(e)),
+        };
+        // A read changes nothing, so its event is written after the backend
+        // answers and before the guest sees the value: the event can then
+        // carry the digest of exactly what the guest received.
+        match self.store.get(&self.scope.tenant, &key) {
+            Ok(Some(value)) => {
+                let digest = Some(value_digest(&value));
+                self.audit_call(&call, Decision::Allow, reason, None, digest)?;
+                Ok(Ok(value))
+            }
+            Ok(None) => {
+                self.audit_call(
+                    &call,
+                    Decision::Allow,
+                    format!("{reason}; not found"),
+                    None,
+                    None,
+                )?;
+                Ok(Err(records::Error::NotFound))
+            }
+            Err(e) => Ok(Err(self.store_failed(&call, &e)?)),
+        }
+    }
+
+    fn put(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), records::Error>> {
+        let _span = debug_span!("records.put", tenant = %self.scope.tenant, key = %key).entered();
+        let call = Call {
+            interface: RECORDS,
+            function: "put",
+            resource: &key,
+        };
+        let reason = match self.check_key(&call, Need::Write, false)? {
+            Ok(reason) => reason,
+            Err(e) => return Ok(Err(e)),
+        };
+        if value.len() > self.limits.max_value_bytes {
+            let why = format!(
+                "value is {} bytes, over max_value_bytes ({})",
+                value.len(),
+                self.limits.max_value_bytes
+            );
+            self.deny(&call, why.clone())?;
+            return Ok(Err(records::Error::LimitReached(why)));
+        }
+        self.audit_call(
+            &call,
+            Decision::Allow,
+            reason,
+            None,
+            Some(value_digest(&value)),
+        )?;
+        match self.store.put(&self.scope.tenant, &key, &value) {
+            Ok(()) => Ok(Ok(())),
+            Err(e) => Ok(Err(self.store_failed(&call, &e)?)),
+        }
+    }
+
+    fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), records::Error>> {
+        let _span =
+            debug_span!("records.delete", tenant = %self.scope.tenant, key = %key).entered();
+        let call = Call {
+            interface: RECORDS,
+            function: "delete",
+            resource: &key,
+        };
+        let reason = match self.check_key(&call, Need::Write, false)? {
+            Ok(reason) => reason,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.audit_call(&call, Decision::Allow, reason, None, None)?;
+        match self.store.delete(&self.scope.tenant, &key) {
+            Ok(true) => Ok(Ok(())),
+            Ok(false) => Ok(Err(records::Error::NotFound)),
+            Err(e) => Ok(Err(self.store_failed(&call, &e)?)),
+        }
+    }
+
+    fn list(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, records::Error>> {
+        let _span =
+            debug_span!("records.list", tenant = %self.scope.tenant, prefix = %prefix).entered();
+        let call = Call {
+            interface: RECORDS,
+            function: "list",
+            resource: &prefix,
+        };
+        let reason = match self.check_key(&call, Need::Read, true)? {
+            Ok(reason) => reason,
+            Err(e) => return Ok(Err(e)),
+        };
+        // Ask for one more than the cap so that "exactly at the cap" and
+        // "over it" can be told apart without counting the whole range.
+        let max = self.limits.max_list_keys;
+        let keys = match self
+            .store
+            .list(&self.scope.tenant, canonical_prefix(&prefix), max + 1)
+        {
+            Ok(keys) => keys,
+            Err(e) => return Ok(Err(self.store_failed(&call, &e)?)),
+        };
+        if keys.len() > max {
+            let why = format!("list returns more than max_list_keys ({max}) keys");
+            self.audit_call(&call, Decision::Deny, why.clone(), Some(Blame::Guest), None)?;
+            return Ok(Err(records::Error::LimitReached(why)));
+        }
+        self.audit_call(
+            &call,
+            Decision::Allow,
+            format!("{reason}; {} keys", keys.len()),
+            None,
+            None,
+        )?;
+        Ok(Ok(keys))
+    }
+}
+
+impl decisions::Host for AgentCtx {
+    fn record(
+        &mut self,
+        decision: decisions::Decision,
+    ) -> wasmtime::Result<Result<(), decisions::Error>> {
+        let _span = debug_span!("decisions.record", tenant = %self.scope.tenant).entered();
+        let call = Call {
+            interface: DECISIONS,
+            function: "record",
+            resource: "decision",
+        };
+        if let Err(reason) = self.count_call() {
+            self.deny(&call, reason.clone())?;
+            return Ok(Err(decisions::Error::LimitReached(reason)));
+        }
+        self.decisions = self.decisions.saturating_add(1);
+        let max_text = self.limits.max_decision_text_bytes;
+        let refusal = if self.decisions > self.limits.max_decisions {
+            Some(format!(
+                "decisions exceed max_decisions ({})",
+                self.limits.max_decisions
+            ))
+        } else if [&decision.subject, &decision.outcome, &decision.reason]
+            .iter()
+            .any(|t| t.len() > max_text)
+        {
+            Some(format!(
+                "a decision field is over max_decision_text_bytes ({max_text})"
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.deny(&call, reason.clone())?;
+            return Ok(Err(decisions::Error::LimitReached(reason)));
+        }
+        let body = EventBody::AgentDecision {
+            subject: decision.subject,
+            outcome: decision.outcome,
+            reason: decision.reason,
+        };
+        audit::emit(&*self.audit, &self.scope, body).map_err(wasmtime::Error::new)?;
+        Ok(Ok(()))
+    }
+}

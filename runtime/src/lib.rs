@@ -1,0 +1,37 @@
+//! warden's runtime: run tenants' agents as WebAssembly components, each
+//! invocation in its own store, with every capability call checked and
+//! recorded.
+//!
+//! A [`Runtime`] owns the process's one wasmtime engine (pooling allocator,
+//! epoch deadlines), the compiled components, the SQLite state database and
+//! each tenant's audit log. [`Runtime::load_agent`] reads an agent manifest
+//! and compiles its component once; [`Runtime::invoke`] runs it for one
+//! [`TenantId`] in a fresh store whose host capabilities (from
+//! `warden-host-api`) check the agent's grant and write every decision to
+//! that tenant's hash-chained audit log before touching any backend.
+//!
+//! Modules:
+//!
+//! - [`engine`]: engine configuration and the epoch ticker;
+//! - [`tenant`]: tenant ids, the store data type and invocation limits;
+//! - [`manifest`]: agent manifests and their grants;
+//! - [`agent`]: a loaded agent;
+//! - [`state`]: tenant records in SQLite;
+//! - [`audit`]: the per-tenant audit log and its verifier;
+//! - [`runtime`]: [`Runtime`] and [`RuntimeBuilder`].
+//!
+//! The `warden` binary is a thin command-line layer over this crate.
+
+#![warn(missing_docs)]
+
+pub mod agent;
+pub mod audit;
+pub mod engine;
+pub mod manifest;
+pub mod runtime;
+pub mod state;
+pub mod tenant;
+
+pub use agent::{Agent, LoadError};
+pub use runtime::{AuditDurability, InvokeError, Runtime, RuntimeBuilder};
+pub use tenant::{TenantId, limits::InvocationLimits};

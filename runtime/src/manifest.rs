@@ -1,0 +1,207 @@
+//! Agent manifests: which component an agent runs and what it is granted.
+//!
+//! A manifest is a TOML file beside the component (see `manifest/file.rs` for
+//! the format). Loading validates every grant entry and computes the digests
+//! that audit events carry: of the manifest file and of the canonical grant.
+
+mod file;
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+use warden_host_api::{
+    scope::Digest,
+    warden_agent::{
+        PrefixGrant, RecordsGrant,
+        scope::{DEFAULT_MAX_KEY_BYTES, canonical_prefix, validate_key},
+    },
+};
+
+/// Longest agent name accepted, in bytes.
+pub const MAX_AGENT_NAME_BYTES: usize = 64;
+
+/// A validated agent manifest.
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    /// The agent's name.
+    pub name: String,
+    /// The component file, resolved against the manifest's directory.
+    pub component_path: PathBuf,
+    /// What the agent may touch.
+    pub grant: RecordsGrant,
+    /// sha256 of the manifest file's bytes.
+    pub manifest_digest: Digest,
+    /// sha256 of the canonical JSON form of `grant`.
+    pub grant_digest: Digest,
+}
+
+/// Why a manifest could not be loaded.
+#[derive(Debug, Error)]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("cannot read manifest {path}; check the path")]
+    Read {
+        /// The manifest path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid manifest.
+    #[error("manifest {path}: {message}")]
+    Invalid {
+        /// The manifest path.
+        path: PathBuf,
+        /// What is wrong, naming the field or entry.
+        message: String,
+    },
+}
+
+impl Manifest {
+    /// Reads and validates the manifest at `path`.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`ManifestError`] naming the file and the offending entry.
+    pub fn load(path: &Path) -> Result<Self, ManifestError> {
+        let bytes = std::fs::read(path).map_err(|source| ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let invalid = |message: String| ManifestError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let text =
+            std::str::from_utf8(&bytes).map_err(|_| invalid("file is not valid UTF-8".into()))?;
+        let parsed = file::parse(text).map_err(invalid)?;
+
+        validate_name(&parsed.name).map_err(invalid)?;
+        if parsed.component.trim().is_empty() {
+            return Err(invalid(
+                "component is empty; give the path of the .wasm file".into(),
+            ));
+        }
+        let mut prefixes = Vec::with_capacity(parsed.grants.records.len());
+        for (i, entry) in parsed.grants.records.iter().enumerate() {
+            validate_key(&entry.prefix, DEFAULT_MAX_KEY_BYTES, true).map_err(|e| {
+                invalid(format!(
+                    "grants.records[{i}].prefix {:?}: {e}",
+                    entry.prefix
+                ))
+            })?;
+            let prefix = canonical_prefix(&entry.prefix).to_owned();
+            if prefixes.iter().any(|p: &PrefixGrant| p.prefix == prefix) {
+                return Err(invalid(format!(
+                    "grants.records[{i}].prefix {:?} is granted twice; keep one entry",
+                    entry.prefix
+                )));
+            }
+            prefixes.push(PrefixGrant {
+                prefix,
+                access: entry.access,
+            });
+        }
+        let grant = RecordsGrant { prefixes };
+
+        let base = path.parent().unwrap_or(Path::new("."));
+        let grant_json = serde_json::to_vec(&grant)
+            .map_err(|e| invalid(format!("grant cannot be encoded: {e}")))?;
+        Ok(Self {
+            name: parsed.name,
+            component_path: base.join(&parsed.component),
+            grant,
+            manifest_digest: Digest::of(&bytes),
+            grant_digest: Digest::of(&grant_json),
+        })
+    }
+}
+
+fn validate_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_AGENT_NAME_BYTES
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "name {name:?} is not a valid agent name; use 1 to {MAX_AGENT_NAME_BYTES} of a-z, 0-9 \
+             and '-', starting with a letter or digit"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Manifest, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, text).unwrap();
+        Manifest::load(&path).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn loads_a_minimal_manifest_with_no_grants() {
+        let m = load("name = \"a\"\ncomponent = \"a.wasm\"\n").unwrap();
+        assert!(m.grant.prefixes.is_empty());
+        assert!(m.component_path.ends_with("a.wasm"));
+    }
+
+    #[test]
+    fn canonicalises_prefixes_and_digests_the_grant() {
+        let a = load(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"x/\"\naccess = \"read\"\n",
+        )
+        .unwrap();
+        let b = load(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"x\"\naccess = \"read\"\n",
+        )
+        .unwrap();
+        assert_eq!(a.grant.prefixes[0].prefix, "x");
+        assert_eq!(a.grant_digest, b.grant_digest);
+        assert_ne!(a.manifest_digest, b.manifest_digest);
+    }
+
+    #[test]
+    fn rejects_bad_manifests_with_one_line_naming_the_entry() {
+        let cases = [
+            ("component = \"a.wasm\"\n", "missing field `name`"),
+            ("name = \"a\"\n", "missing field `component`"),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\ncolour = 1\n",
+                "unknown field `colour`",
+            ),
+            (
+                "name = \"A b\"\ncomponent = \"a.wasm\"\n",
+                "not a valid agent name",
+            ),
+            ("name = \"a\"\ncomponent = \"\"\n", "component is empty"),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[grants]\nfiles = []\n",
+                "unknown field `files`",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a/../b\"\naccess = \"read\"\n",
+                "grants.records[0].prefix",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a\"\naccess = \"write\"\n",
+                "unknown variant `write`",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a\"\naccess = \"read\"\n[[grants.records]]\nprefix = \"a/\"\naccess = \"read-write\"\n",
+                "granted twice",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = load(text).unwrap_err();
+            assert!(err.contains(want), "{text:?}: {err}");
+            assert!(!err.contains('\n'), "error spans lines: {err}");
+        }
+    }
+}

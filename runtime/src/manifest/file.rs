@@ -1,0 +1,51 @@
+//! The TOML form of an agent manifest (`agent.toml`).
+//!
+//! Only parsing lives here; [`super::Manifest`] is what the rest of the
+//! runtime uses. Unknown fields are rejected at every level, so that a typo
+//! in a grant is an error rather than a silently absent permission.
+
+use serde::Deserialize;
+
+use warden_host_api::warden_agent::Access;
+
+/// `agent.toml` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ManifestFile {
+    pub(super) name: String,
+    pub(super) component: String,
+    #[serde(default)]
+    pub(super) grants: GrantsFile,
+}
+
+/// The `[grants]` table. Absent means no access at all.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GrantsFile {
+    #[serde(default)]
+    pub(super) records: Vec<RecordGrantFile>,
+}
+
+/// One `[[grants.records]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RecordGrantFile {
+    pub(super) prefix: String,
+    pub(super) access: Access,
+}
+
+/// Parses `text`; the error is one line naming the offending entry.
+pub(super) fn parse(text: &str) -> Result<ManifestFile, String> {
+    toml::from_str(text).map_err(|e| {
+        // toml's Display spans several lines with a source excerpt; keep the
+        // message and the line number on one line for the operator.
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+        let msg = e.message().trim().to_owned();
+        match line {
+            Some(line) => format!("line {line}: {msg}"),
+            None => msg,
+        }
+    })
+}

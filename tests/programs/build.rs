@@ -1,0 +1,90 @@
+//! Builds the example and test guests for wasm32-wasip2 and writes their
+//! paths into `OUT_DIR/programs.rs`.
+//!
+//! The guests are members of this workspace, built by a nested cargo with its
+//! own target directory (sharing the outer one would deadlock on its lock).
+
+use std::{
+    env,
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// (package, const name) of every guest the tests and benches use.
+const GUESTS: &[(&str, &str)] = &[
+    ("invoice-triage", "INVOICE_TRIAGE"),
+    ("guest-probe", "PROBE"),
+    ("guest-bench-trivial", "BENCH_TRIVIAL"),
+];
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets this"));
+    let root = manifest_dir
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root exists");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets this"));
+    let target_dir = out_dir.join("wasm-target");
+
+    for dir in ["wit", "guest-sdk", "examples", "tests/guests", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    for (package, _) in GUESTS {
+        cmd.args(["-p", package]);
+    }
+    // Settings meant for the outer host build must not leak into the guests'.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("cannot run cargo to build the guests");
+    assert!(
+        status.success(),
+        "building the guests for wasm32-wasip2 failed; if the target is missing, run \
+         `rustup target add wasm32-wasip2`"
+    );
+
+    let mut code = String::new();
+    for (package, name) in GUESTS {
+        let file = format!("{}.wasm", package.replace('-', "_"));
+        let path = target_dir.join("wasm32-wasip2/release").join(&file);
+        assert!(
+            exists(&path),
+            "guest {package} was built but {} is missing",
+            path.display()
+        );
+        writeln!(code, "/// Component file of the `{package}` guest.").unwrap();
+        writeln!(
+            code,
+            "pub const {name}: &str = {:?};",
+            path.display().to_string()
+        )
+        .unwrap();
+    }
+    std::fs::write(out_dir.join("programs.rs"), code).expect("cannot write programs.rs");
+}
+
+fn exists(path: &Path) -> bool {
+    path.is_file()
+}
