@@ -100,3 +100,31 @@ macro_rules! export_agent {
         };
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    /// The checked-in bindings must come from the WIT as it is now; after a
+    /// WIT change, run `guest-sdk/generate-bindings.sh`.
+    #[test]
+    fn bindings_match_the_wit() {
+        let wit = concat!(env!("CARGO_MANIFEST_DIR"), "/../wit");
+        let mut files: Vec<_> = std::fs::read_dir(wit)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wit"))
+            .collect();
+        files.sort();
+        let mut hasher = Sha256::new();
+        for file in files {
+            hasher.update(std::fs::read(file).unwrap());
+        }
+        let digest = hex::encode(hasher.finalize());
+        let bindings = include_str!("bindings.rs");
+        assert!(
+            bindings.contains(&format!("// wit-sha256: {digest}")),
+            "guest-sdk/src/bindings.rs is stale; run guest-sdk/generate-bindings.sh"
+        );
+    }
+}

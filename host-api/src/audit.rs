@@ -137,7 +137,8 @@ pub enum EventBody {
         interface: String,
         /// WIT function, for example `get`.
         function: String,
-        /// The resource named by the guest (a key, a prefix), as sent.
+        /// The resource named by the guest (a key, a prefix), as sent, cut to
+        /// [`MAX_RESOURCE_BYTES`] by [`bounded_resource`].
         resource: String,
         /// Allowed or refused.
         decision: Decision,
@@ -196,6 +197,23 @@ pub fn emit(
     sink.append(&event)
 }
 
+/// Longest guest-supplied name (key, prefix) recorded in an event, in bytes.
+pub const MAX_RESOURCE_BYTES: usize = 1024;
+
+/// `resource` as recorded: the guest's own spelling, cut at
+/// [`MAX_RESOURCE_BYTES`] on a character boundary and marked with its full
+/// size, so that a guest cannot grow the audit trail by megabytes per call.
+pub fn bounded_resource(resource: &str) -> String {
+    if resource.len() <= MAX_RESOURCE_BYTES {
+        return resource.to_owned();
+    }
+    let mut end = MAX_RESOURCE_BYTES;
+    while !resource.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}[cut: {} bytes]", &resource[..end], resource.len())
+}
+
 /// sha256 of `bytes` as hex, the form values take in audit events.
 pub fn value_digest(bytes: &[u8]) -> String {
     Digest::of(bytes).to_hex()
@@ -207,4 +225,21 @@ fn now_unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_resources_are_cut_on_a_char_boundary_and_marked() {
+        assert_eq!(bounded_resource("a/b"), "a/b");
+        let long = "é".repeat(MAX_RESOURCE_BYTES);
+        let cut = bounded_resource(&long);
+        assert!(cut.len() < MAX_RESOURCE_BYTES + 40, "{}", cut.len());
+        assert!(
+            cut.ends_with(&format!("[cut: {} bytes]", long.len())),
+            "{cut}"
+        );
+    }
 }

@@ -1,1 +1,267 @@
-fn main() {}
+//! What warden's checks and audit cost per invocation.
+//!
+//! One trivial agent (`guest-bench-trivial`: one `records.put`, one
+//! `records.get`) runs three ways on the same engine configuration and the
+//! same SQLite record store:
+//!
+//! - `bare`: plain wasmtime with a host that stores records and does nothing
+//!   else: no key rules, no grant, no audit;
+//! - `warden-buffered`: the warden runtime with audit events written to the
+//!   log file but left in the OS page cache;
+//! - `warden-synced`: the warden runtime as shipped, syncing the audit log to
+//!   the disk before each invocation returns.
+//!
+//! Criterion reports each figure. A second, interleaved pass then runs the
+//! three in alternating rounds, so that machine noise hits them alike, and
+//! prints the medians side by side with the ratios to `bare`.
+
+use std::{
+    hint::black_box,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use criterion::Criterion;
+use warden_host_api::{
+    scope::TenantId,
+    warden_agent::{
+        RecordStore,
+        bindings::{
+            AgentPre,
+            warden::agent::{decisions, records},
+        },
+    },
+};
+use warden_runtime::{
+    AuditDurability, InvocationLimits, Runtime, TenantId as RuntimeTenant,
+    engine::{DEFAULT_POOL_INSTANCES, EngineSettings, build_engine, deadline_ticks},
+    state::Records,
+};
+use wasmtime::{
+    Engine, Store, StoreLimits, StoreLimitsBuilder,
+    component::{Component, HasSelf, Linker, ResourceTable},
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView, p2::pipe::MemoryOutputPipe};
+
+const INPUT: &[u8] = b"{\"invoice\":\"INV-1\",\"amount\":\"12.50\"}";
+
+/// The baseline host: records straight into SQLite, nothing checked or
+/// recorded.
+struct BareState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    records: Records,
+    tenant: TenantId,
+    limits: StoreLimits,
+}
+
+impl WasiView for BareState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> records::Error {
+    records::Error::Other(e.to_string())
+}
+
+impl records::Host for BareState {
+    fn get(&mut self, key: String) -> wasmtime::Result<Result<Vec<u8>, records::Error>> {
+        Ok(match self.records.get(&self.tenant, &key) {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(records::Error::NotFound),
+            Err(e) => Err(other(e)),
+        })
+    }
+
+    fn put(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), records::Error>> {
+        Ok(self.records.put(&self.tenant, &key, &value).map_err(other))
+    }
+
+    fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), records::Error>> {
+        Ok(self
+            .records
+            .delete(&self.tenant, &key)
+            .map(|_| ())
+            .map_err(other))
+    }
+
+    fn list(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, records::Error>> {
+        Ok(self
+            .records
+            .list(&self.tenant, &prefix, 1000)
+            .map_err(other))
+    }
+}
+
+impl decisions::Host for BareState {
+    fn record(
+        &mut self,
+        _decision: decisions::Decision,
+    ) -> wasmtime::Result<Result<(), decisions::Error>> {
+        Ok(Ok(()))
+    }
+}
+
+struct Bare {
+    engine: Engine,
+    pre: AgentPre<BareState>,
+    records: Records,
+    limits: InvocationLimits,
+}
+
+impl Bare {
+    fn new(dir: &std::path::Path, limits: InvocationLimits) -> Self {
+        let engine = build_engine(EngineSettings {
+            max_memory_bytes: limits.max_memory_bytes,
+            pool_instances: DEFAULT_POOL_INSTANCES,
+        })
+        .unwrap();
+        let mut linker = Linker::<BareState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+        records::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).unwrap();
+        decisions::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).unwrap();
+        let component = Component::from_file(&engine, warden_test_programs::BENCH_TRIVIAL).unwrap();
+        let pre = AgentPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+        let records = Records::open(&dir.join("bare.sqlite3")).unwrap();
+        Self {
+            engine,
+            pre,
+            records,
+            limits,
+        }
+    }
+
+    /// One invocation with the same store set-up the runtime uses: captured
+    /// std streams, memory limiter, epoch deadline.
+    fn invoke(&self, input: &[u8]) -> Vec<u8> {
+        let wasi = WasiCtxBuilder::new()
+            .stdout(MemoryOutputPipe::new(self.limits.max_stream_bytes))
+            .stderr(MemoryOutputPipe::new(self.limits.max_stream_bytes))
+            .build();
+        let state = BareState {
+            wasi,
+            table: ResourceTable::new(),
+            records: self.records.clone(),
+            tenant: TenantId::new("bench").unwrap(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.max_memory_bytes)
+                .build(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(deadline_ticks(self.limits.timeout));
+        store.epoch_deadline_trap();
+        let agent = self.pre.instantiate(&mut store).unwrap();
+        agent
+            .warden_agent_handler()
+            .call_handle(&mut store, input)
+            .unwrap()
+            .unwrap()
+    }
+}
+
+struct Warden {
+    runtime: Runtime,
+    agent: warden_runtime::Agent,
+    tenant: RuntimeTenant,
+}
+
+impl Warden {
+    fn new(dir: &std::path::Path, durability: AuditDurability) -> Self {
+        let manifest = dir.join("bench.toml");
+        std::fs::write(
+            &manifest,
+            format!(
+                "name = \"bench-trivial\"\ncomponent = {:?}\n\n[[grants.records]]\nprefix = \
+                 \"bench/\"\naccess = \"read-write\"\n",
+                warden_test_programs::BENCH_TRIVIAL
+            ),
+        )
+        .unwrap();
+        let runtime = Runtime::builder(dir.join("data"))
+            .audit_durability(durability)
+            .build()
+            .unwrap();
+        let agent = runtime.load_agent(&manifest).unwrap();
+        Self {
+            runtime,
+            agent,
+            tenant: RuntimeTenant::new("bench").unwrap(),
+        }
+    }
+
+    fn invoke(&self, input: &[u8]) -> Vec<u8> {
+        self.runtime
+            .invoke(&self.tenant, &self.agent, input, "bench")
+            .unwrap()
+    }
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = Arc::new(Bare::new(dir.path(), InvocationLimits::default()));
+    let buffered_dir = dir.path().join("buffered");
+    let synced_dir = dir.path().join("synced");
+    std::fs::create_dir_all(&buffered_dir).unwrap();
+    std::fs::create_dir_all(&synced_dir).unwrap();
+    let buffered = Warden::new(&buffered_dir, AuditDurability::OsBuffered);
+    let synced = Warden::new(&synced_dir, AuditDurability::SyncEachInvocation);
+    assert_eq!(bare.invoke(INPUT), INPUT);
+    assert_eq!(buffered.invoke(INPUT), INPUT);
+    assert_eq!(synced.invoke(INPUT), INPUT);
+
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    let mut group = c.benchmark_group("invoke");
+    group.bench_function("bare", |b| b.iter(|| bare.invoke(black_box(INPUT))));
+    group.bench_function("warden-buffered", |b| {
+        b.iter(|| buffered.invoke(black_box(INPUT)))
+    });
+    group.bench_function("warden-synced", |b| {
+        b.iter(|| synced.invoke(black_box(INPUT)))
+    });
+    group.finish();
+    c.final_summary();
+
+    // Side by side: alternate rounds so that noise lands on all three alike.
+    let rounds = 21;
+    let per_round = 100;
+    let mut times: [Vec<f64>; 3] = Default::default();
+    for _ in 0..rounds {
+        let runs: [&dyn Fn(); 3] = [
+            &|| drop(bare.invoke(INPUT)),
+            &|| drop(buffered.invoke(INPUT)),
+            &|| drop(synced.invoke(INPUT)),
+        ];
+        for (slot, run) in times.iter_mut().zip(runs) {
+            let start = Instant::now();
+            for _ in 0..per_round {
+                run();
+            }
+            slot.push(start.elapsed().as_secs_f64() * 1e6 / f64::from(per_round));
+        }
+    }
+    let [bare_us, buffered_us, synced_us] = times.map(median);
+    println!();
+    println!("side by side, median of {rounds} interleaved rounds of {per_round} invocations:");
+    println!("  bare wasmtime (no checks, no audit)  {bare_us:9.1} us   1.00x");
+    println!(
+        "  warden, audit in page cache          {buffered_us:9.1} us   {:.2}x",
+        buffered_us / bare_us
+    );
+    println!(
+        "  warden, audit synced per invocation  {synced_us:9.1} us   {:.2}x",
+        synced_us / bare_us
+    );
+}

@@ -4,6 +4,7 @@ use std::{
     io::{Read, Write},
     path::{Path, PathBuf},
     process::ExitCode,
+    time::Duration,
 };
 
 use anyhow::{Context, bail};
@@ -45,6 +46,9 @@ enum Command {
         /// Who is running it, for the audit trail; defaults to the OS user.
         #[arg(long)]
         actor: Option<String>,
+        /// Wall-clock deadline for the run, for example `500ms` or `30s`.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+        timeout: Duration,
     },
     /// Read and check audit trails.
     Audit {
@@ -98,7 +102,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             tenant,
             input,
             actor,
-        } => run(&cli.data_dir, &manifest, &tenant, &input, actor),
+            timeout,
+        } => {
+            let limits = InvocationLimits {
+                timeout,
+                ..InvocationLimits::default()
+            };
+            run(&cli.data_dir, &manifest, &tenant, &input, actor, limits)
+        }
         Command::Audit {
             command: AuditCommand::Show { tenant, json },
         } => {
@@ -127,12 +138,15 @@ fn run(
     tenant: &str,
     input: &str,
     actor: Option<String>,
+    limits: InvocationLimits,
 ) -> anyhow::Result<ExitCode> {
     // Everything the operator supplied is checked before anything is
     // written: a bad tenant, input or manifest leaves the data directory as
     // it was.
     let tenant = TenantId::new(tenant)?;
-    let limits = InvocationLimits::default();
+    if limits.timeout.is_zero() {
+        bail!("--timeout is zero; give a positive duration such as 10s");
+    }
     let input = read_input(input, limits.max_input_bytes)?;
     let runtime = Runtime::builder(data_dir).limits(limits).build()?;
     let agent = runtime.load_agent(manifest)?;

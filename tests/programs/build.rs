@@ -11,11 +11,21 @@ use std::{
     process::Command,
 };
 
-/// (package, const name) of every guest the tests and benches use.
-const GUESTS: &[(&str, &str)] = &[
-    ("invoice-triage", "INVOICE_TRIAGE"),
-    ("guest-probe", "PROBE"),
-    ("guest-bench-trivial", "BENCH_TRIVIAL"),
+/// (package, const name, file) of every guest the tests and benches use.
+const GUESTS: &[(&str, &str, &str)] = &[
+    ("invoice-triage", "INVOICE_TRIAGE", "invoice_triage.wasm"),
+    // VS
+    ("guest-probe", "PROBE", "guest_probe.wasm"),
+    (
+        "guest-bench-trivial",
+        "BENCH_TRIVIAL",
+        "guest_bench_trivial.wasm",
+    ),
+    (
+        "guest-not-an-agent",
+        "NOT_AN_AGENT",
+        "guest-not-an-agent.wasm",
+    ),
 ];
 
 fn main() {
@@ -42,7 +52,7 @@ fn main() {
             "--target-dir",
         ])
         .arg(&target_dir);
-    for (package, _) in GUESTS {
+    for (package, _, _) in GUESTS {
         cmd.args(["-p", package]);
     }
     // Settings meant for the outer host build must not leak into the guests'.
@@ -66,9 +76,8 @@ fn main() {
     );
 
     let mut code = String::new();
-    for (package, name) in GUESTS {
-        let file = format!("{}.wasm", package.replace('-', "_"));
-        let path = target_dir.join("wasm32-wasip2/release").join(&file);
+    for (package, name, file) in GUESTS {
+        let path = target_dir.join("wasm32-wasip2/release").join(file);
         assert!(
             exists(&path),
             "guest {package} was built but {} is missing",

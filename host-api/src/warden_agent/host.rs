@@ -34,7 +34,7 @@ impl AgentCtx {
         let body = EventBody::HostCall {
             interface: call.interface.to_owned(),
             function: call.function.to_owned(),
-            resource: call.resource.to_owned(),
+            resource: audit::bounded_resource(call.resource),
             decision,
             reason,
             blame,

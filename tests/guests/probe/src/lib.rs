@@ -8,6 +8,7 @@
 //! - `get KEY`, `put KEY VALUE`, `delete KEY`, `list PREFIX`;
 //! - `decide SUBJECT OUTCOME REASON...`;
 //! - `say TEXT...` prints to stdout, `warn TEXT...` to stderr;
+//! - `put-big KEY SIZE` stores SIZE bytes; `fill PREFIX N` stores N keys;
 //! - `repeat N get KEY` runs `get KEY` N times and reports the first error;
 //! - `fail TEXT...` returns the agent's `failed` error;
 //! - `panic` panics (a trap); `loop` never returns (the deadline).
@@ -46,6 +47,11 @@ fn run(words: &[&str], line: &str) -> Result<String, Error> {
                 Ok(()) => "ok".to_owned(),
                 Err(e) => records_err(&e),
             }
+        }
+        "fill" => {
+            let n: usize = arg(2).parse().unwrap_or(0);
+            let failed = (0..n).find_map(|i| records::put(&format!("{}/{i}", arg(1)), b"v").err());
+            failed.map_or_else(|| "ok".to_owned(), |e| records_err(&e))
         }
         "delete" => match records::delete(arg(1)) {
             Ok(()) => "ok".to_owned(),

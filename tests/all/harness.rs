@@ -1,0 +1,151 @@
+//! One place that builds a data directory, a manifest and a `warden`
+//! command, so that each test reads as its scenario.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use serde_json::Value;
+
+/// A scratch data directory plus manifests written for the test.
+pub(crate) struct Env {
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub(crate) fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("cannot create a temp dir"),
+        }
+    }
+
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A `warden` command using this env's data directory.
+    pub(crate) fn warden(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+        cmd.env("WARDEN_DATA_DIR", self.data_dir())
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// Writes a manifest named `name` for `component` with `grants`, given
+    /// as `(prefix, access)` pairs; returns its path.
+    pub(crate) fn manifest(&self, name: &str, component: &str, grants: &[(&str, &str)]) -> PathBuf {
+        let mut text = format!("name = {name:?}\ncomponent = {component:?}\n");
+        for (prefix, access) in grants {
+            text.push_str(&format!(
+                "\n[[grants.records]]\nprefix = {prefix:?}\naccess = {access:?}\n"
+            ));
+        }
+        let path = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).expect("cannot write manifest");
+        path
+    }
+
+    /// The probe guest with read-write on `a/` and read on `ro/`.
+    pub(crate) fn probe(&self) -> PathBuf {
+        self.manifest(
+            "probe",
+            warden_test_programs::PROBE,
+            &[("a/", "read-write"), ("ro/", "read")],
+        )
+    }
+
+    /// Runs `manifest` for `tenant` with `input` given on stdin.
+    pub(crate) fn run(&self, manifest: &Path, tenant: &str, input: &str) -> Output {
+        self.run_with(manifest, tenant, input, &[])
+    }
+
+    pub(crate) fn run_with(
+        &self,
+        manifest: &Path,
+        tenant: &str,
+        input: &str,
+        extra: &[&str],
+    ) -> Output {
+        let input_path = self.dir.path().join("input.txt");
+        std::fs::write(&input_path, input).expect("cannot write input");
+        self.warden()
+            .arg("run")
+            .arg(manifest)
+            .args(["--tenant", tenant, "--input"])
+            .arg(&input_path)
+            .args(extra)
+            .output()
+            .expect("cannot run warden")
+    }
+
+    /// Runs and expects success; returns stdout.
+    pub(crate) fn run_ok(&self, manifest: &Path, tenant: &str, input: &str) -> String {
+        let out = self.run(manifest, tenant, input);
+        assert!(out.status.success(), "warden run failed: {}", stderr(&out));
+        stdout(&out)
+    }
+
+    /// The tenant's audit events as JSON, via `warden audit show --json`.
+    pub(crate) fn events(&self, tenant: &str) -> Vec<Value> {
+        let out = self
+            .warden()
+            .args(["audit", "show", "--json", "--tenant", tenant])
+            .output()
+            .expect("cannot run warden");
+        assert!(out.status.success(), "audit show failed: {}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("audit line is JSON")["event"].clone())
+            .collect()
+    }
+
+    /// Host-call events of `tenant` for `function` on `resource`.
+    pub(crate) fn calls(&self, tenant: &str, function: &str, resource: &str) -> Vec<Value> {
+        self.events(tenant)
+            .into_iter()
+            .filter(|e| {
+                e["body"]["type"] == "host-call"
+                    && e["body"]["function"] == function
+                    && e["body"]["resource"] == resource
+            })
+            .collect()
+    }
+
+    pub(crate) fn verify(&self, tenant: &str) -> Output {
+        self.warden()
+            .args(["audit", "verify", "--tenant", tenant])
+            .output()
+            .expect("run warden")
+    }
+
+    pub(crate) fn log_path(&self, tenant: &str) -> PathBuf {
+        self.data_dir().join("audit").join(format!("{tenant}.log"))
+    }
+}
+
+pub(crate) fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub(crate) fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts a failed run: non-zero exit, one `error:` line on stderr that
+/// contains `want`, and no panic.
+pub(crate) fn assert_one_line_error(out: &Output, want: &str) {
+    let err = stderr(out);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    assert!(!err.contains("panicked at"), "host panicked: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line on stderr, got: {err}");
+    assert!(lines[0].starts_with("error: "), "not an error line: {err}");
+    assert!(
+        err.contains(want),
+        "stderr {err:?} does not mention {want:?}"
+    );
+}

@@ -1,0 +1,1 @@
+//! The invoice-triage example end to end.
