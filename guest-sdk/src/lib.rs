@@ -83,10 +83,15 @@ pub trait Agent {
 
 /// Exports a type implementing [`Agent`] as the component's entry point.
 ///
-/// Use it once per agent crate, at the top level.
+/// Use it once per agent crate, at the top level. The export exists only
+/// when building for wasm32: component export names contain `:` and `@`,
+/// which host linkers refuse, and a host build of an agent crate is only for
+/// its unit tests. On the host the macro still checks that the type
+/// implements [`Agent`].
 #[macro_export]
 macro_rules! export_agent {
     ($agent:ty) => {
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             struct WardenAgentExport;
 
@@ -98,6 +103,9 @@ macro_rules! export_agent {
 
     $crate::bindings::export!(WardenAgentExport with_types_in $crate::bindings);
         };
+
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn(Vec<u8>) -> Result<Vec<u8>, $crate::Error> = <$agent as $crate::Agent>::handle;
     };
 }
 

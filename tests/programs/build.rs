@@ -14,7 +14,7 @@ use std::{
 /// (package, const name, file) of every guest the tests and benches use.
 const GUESTS: &[(&str, &str, &str)] = &[
     ("invoice-triage", "INVOICE_TRIAGE", "invoice_triage.wasm"),
-    // VS
+    ("vendor-sync", "VENDOR_SYNC", "vendor_sync.wasm"),
     ("guest-probe", "PROBE", "guest_probe.wasm"),
     (
         "guest-bench-trivial",

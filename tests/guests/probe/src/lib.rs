@@ -69,8 +69,9 @@ fn run(words: &[&str], line: &str) -> Result<String, Error> {
             let n: u32 = arg(1).parse().unwrap_or(0);
             let mut first_err = None;
             for i in 0..n {
-                if let Err(e) = records::get(arg(3)) {
-                    if !matches!(e, records::Error::NotFound) {
+                match records::get(arg(3)) {
+                    Ok(_) | Err(records::Error::NotFound) => {}
+                    Err(e) => {
                         first_err = Some(format!("call {}: {}", i + 1, records_err(&e)));
                         break;
                     }
