@@ -69,6 +69,8 @@ pub enum Outcome {
     Failed,
     /// The guest trapped, ran out of time or hit a limit.
     Trap,
+    /// The invocation never ran: the tenant was busy or the input too large.
+    Refused,
 }
 
 /// Which standard stream a captured line came from.
@@ -151,6 +153,32 @@ pub enum EventBody {
         /// found; absent when no value was involved.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         value_digest: Option<String>,
+        /// For a write (put, delete), sha256 of the value it replaces;
+        /// absent when there was none.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        old_value_digest: Option<String>,
+    },
+    /// A limit of the tenant stopped or refused something outside a host
+    /// call: a deadline, memory or table growth, concurrency, input or
+    /// output size.
+    LimitHit {
+        /// The limit's name as in the tenant configuration, for example
+        /// `cpu_timeout` or `max_memory_bytes`.
+        limit: String,
+        /// What happened, in one phrase.
+        detail: String,
+    },
+    /// The invocation's record writes were applied together.
+    Commit {
+        /// How many writes (puts and deletes) were applied.
+        writes: u64,
+    },
+    /// The invocation failed and its record writes were discarded.
+    Rollback {
+        /// How many writes (puts and deletes) were discarded.
+        discarded_writes: u64,
+        /// Why the invocation failed.
+        reason: String,
     },
     /// A decision the agent recorded through `warden:agent/decisions`.
     AgentDecision {

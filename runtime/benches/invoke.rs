@@ -32,13 +32,15 @@ use warden_host_api::{
         },
     },
 };
+use warden_runtime::tenant::limits::DEFAULT_MAX_STREAM_BYTES;
 use warden_runtime::{
-    AuditDurability, InvocationLimits, Runtime, TenantId as RuntimeTenant,
-    engine::{DEFAULT_POOL_INSTANCES, EngineSettings, build_engine, deadline_ticks},
+    AuditDurability, Runtime, TenantId as RuntimeTenant, TenantLimits,
+    engine::{DEFAULT_POOL_INSTANCES, EngineSettings, build_engine},
+    runtime::{DEFAULT_POOL_MAX_MEMORY_BYTES, DEFAULT_POOL_MAX_TABLE_ELEMENTS},
     state::Records,
 };
 use wasmtime::{
-    Engine, Store, StoreLimits, StoreLimitsBuilder,
+    Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline,
     component::{Component, HasSelf, Linker, ResourceTable},
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView, p2::pipe::MemoryOutputPipe};
@@ -110,18 +112,19 @@ struct Bare {
     engine: Engine,
     pre: AgentPre<BareState>,
     records: Records,
-    limits: InvocationLimits,
+    limits: TenantLimits,
 }
 
 impl Bare {
-    fn new(dir: &std::path::Path, limits: InvocationLimits) -> Self {
+    fn new(dir: &std::path::Path, limits: TenantLimits) -> Self {
         let engine = build_engine(EngineSettings {
-            max_memory_bytes: limits.max_memory_bytes,
+            max_memory_bytes: DEFAULT_POOL_MAX_MEMORY_BYTES as usize,
+            max_table_elements: DEFAULT_POOL_MAX_TABLE_ELEMENTS as usize,
             pool_instances: DEFAULT_POOL_INSTANCES,
         })
         .unwrap();
         let mut linker = Linker::<BareState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
         records::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).unwrap();
         decisions::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).unwrap();
         let component = Component::from_file(&engine, warden_test_programs::BENCH_TRIVIAL).unwrap();
@@ -136,11 +139,11 @@ impl Bare {
     }
 
     /// One invocation with the same store set-up the runtime uses: captured
-    /// std streams, memory limiter, epoch deadline.
-    fn invoke(&self, input: &[u8]) -> Vec<u8> {
+    /// std streams, memory limiter, an epoch callback that yields each tick.
+    async fn invoke(&self, input: &[u8]) -> Vec<u8> {
         let wasi = WasiCtxBuilder::new()
-            .stdout(MemoryOutputPipe::new(self.limits.max_stream_bytes))
-            .stderr(MemoryOutputPipe::new(self.limits.max_stream_bytes))
+            .stdout(MemoryOutputPipe::new(DEFAULT_MAX_STREAM_BYTES))
+            .stderr(MemoryOutputPipe::new(DEFAULT_MAX_STREAM_BYTES))
             .build();
         let state = BareState {
             wasi,
@@ -148,17 +151,18 @@ impl Bare {
             records: self.records.clone(),
             tenant: TenantId::new("bench").unwrap(),
             limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.max_memory_bytes)
+                .memory_size(self.limits.max_memory_bytes as usize)
                 .build(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(deadline_ticks(self.limits.timeout));
-        store.epoch_deadline_trap();
-        let agent = self.pre.instantiate(&mut store).unwrap();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+        let agent = self.pre.instantiate_async(&mut store).await.unwrap();
         agent
             .warden_agent_handler()
             .call_handle(&mut store, input)
+            .await
             .unwrap()
             .unwrap()
     }
@@ -194,9 +198,10 @@ impl Warden {
         }
     }
 
-    fn invoke(&self, input: &[u8]) -> Vec<u8> {
+    async fn invoke(&self, input: &[u8]) -> Vec<u8> {
         self.runtime
             .invoke(&self.tenant, &self.agent, input, "bench")
+            .await
             .unwrap()
     }
 }
@@ -207,17 +212,21 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let bare = Arc::new(Bare::new(dir.path(), InvocationLimits::default()));
+    let bare = Arc::new(Bare::new(dir.path(), TenantLimits::default()));
     let buffered_dir = dir.path().join("buffered");
     let synced_dir = dir.path().join("synced");
     std::fs::create_dir_all(&buffered_dir).unwrap();
     std::fs::create_dir_all(&synced_dir).unwrap();
     let buffered = Warden::new(&buffered_dir, AuditDurability::OsBuffered);
     let synced = Warden::new(&synced_dir, AuditDurability::SyncEachInvocation);
-    assert_eq!(bare.invoke(INPUT), INPUT);
-    assert_eq!(buffered.invoke(INPUT), INPUT);
-    assert_eq!(synced.invoke(INPUT), INPUT);
+    assert_eq!(rt.block_on(bare.invoke(INPUT)), INPUT);
+    assert_eq!(rt.block_on(buffered.invoke(INPUT)), INPUT);
+    assert_eq!(rt.block_on(synced.invoke(INPUT)), INPUT);
 
     let mut c = Criterion::default()
         .configure_from_args()
@@ -240,9 +249,9 @@ fn main() {
     let mut times: [Vec<f64>; 3] = Default::default();
     for _ in 0..rounds {
         let runs: [&dyn Fn(); 3] = [
-            &|| drop(bare.invoke(INPUT)),
-            &|| drop(buffered.invoke(INPUT)),
-            &|| drop(synced.invoke(INPUT)),
+            &|| drop(rt.block_on(bare.invoke(INPUT))),
+            &|| drop(rt.block_on(buffered.invoke(INPUT))),
+            &|| drop(rt.block_on(synced.invoke(INPUT))),
         ];
         for (slot, run) in times.iter_mut().zip(runs) {
             let start = Instant::now();

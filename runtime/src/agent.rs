@@ -1,9 +1,12 @@
 //! Agents: a manifest plus its compiled, pre-linked component.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use thiserror::Error;
-use warden_host_api::{scope::Digest, warden_agent::bindings::AgentPre};
+use warden_host_api::{
+    scope::Digest,
+    warden_agent::{RecordsGrant, bindings::AgentPre},
+};
 
 use crate::{
     manifest::{Manifest, ManifestError},
@@ -18,6 +21,8 @@ use crate::{
 pub struct Agent {
     pub(crate) manifest: Manifest,
     pub(crate) component_digest: Digest,
+    /// The manifest's grant, shared by every invocation's store.
+    pub(crate) grant: Arc<RecordsGrant>,
     pub(crate) pre: AgentPre<InstanceState>,
 }
 

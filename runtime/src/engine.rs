@@ -28,8 +28,10 @@ pub const DEFAULT_POOL_INSTANCES: u32 = 64;
 /// measure the same configuration.
 #[derive(Clone, Copy, Debug)]
 pub struct EngineSettings {
-    /// Largest linear memory one instance may have, in bytes.
+    /// Largest linear memory one pool slot holds, in bytes.
     pub max_memory_bytes: usize,
+    /// Largest table one pool slot holds, in elements.
+    pub max_table_elements: usize,
     /// Component instances the pool holds at once.
     pub pool_instances: u32,
 }
@@ -53,6 +55,7 @@ pub fn build_engine(settings: EngineSettings) -> wasmtime::Result<Engine> {
         .max_memories_per_component(1)
         .total_tables(instances * 4)
         .total_stacks(instances)
+        .table_elements(settings.max_table_elements)
         .max_memory_size(settings.max_memory_bytes);
 
     let mut config = Config::new();

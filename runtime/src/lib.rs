@@ -13,10 +13,12 @@
 //! Modules:
 //!
 //! - [`engine`]: engine configuration and the epoch ticker;
-//! - [`tenant`]: tenant ids, the store data type and invocation limits;
+//! - [`tenant`]: tenant ids and configuration, limits, the concurrency gate,
+//!   the resource limiter and the store data type;
 //! - [`manifest`]: agent manifests and their grants;
 //! - [`agent`]: a loaded agent;
-//! - [`state`]: tenant records in SQLite;
+//! - [`state`]: tenant records in SQLite, written per invocation through a
+//!   transaction;
 //! - [`audit`]: the per-tenant audit log and its verifier;
 //! - [`runtime`]: [`Runtime`] and [`RuntimeBuilder`].
 //!
@@ -34,4 +36,8 @@ pub mod tenant;
 
 pub use agent::{Agent, LoadError};
 pub use runtime::{AuditDurability, InvokeError, Runtime, RuntimeBuilder};
-pub use tenant::{TenantId, limits::InvocationLimits};
+pub use tenant::{
+    TenantId,
+    config::TenantConfig,
+    limits::{Ceilings, TenantLimits},
+};

@@ -1,15 +1,14 @@
 //! The `warden` command: run agents for tenants and inspect audit trails.
 
 use std::{
-    io::{Read, Write},
+    io::{IsTerminal, Read, Write},
     path::{Path, PathBuf},
     process::ExitCode,
-    time::Duration,
 };
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use warden_runtime::{InvocationLimits, InvokeError, Runtime, TenantId, audit};
+use warden_runtime::{InvokeError, Runtime, TenantId, audit, tenant::limits};
 
 mod show;
 
@@ -46,9 +45,6 @@ enum Command {
         /// Who is running it, for the audit trail; defaults to the OS user.
         #[arg(long)]
         actor: Option<String>,
-        /// Wall-clock deadline for the run, for example `500ms` or `30s`.
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
-        timeout: Duration,
     },
     /// Read and check audit trails.
     Audit {
@@ -78,11 +74,14 @@ enum AuditCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A one-shot command reports its outcome in one line of its own; logs
+    // below error level are for RUST_LOG to ask for.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
         )
         .init();
     match dispatch(cli) {
@@ -102,14 +101,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             tenant,
             input,
             actor,
-            timeout,
-        } => {
-            let limits = InvocationLimits {
-                timeout,
-                ..InvocationLimits::default()
-            };
-            run(&cli.data_dir, &manifest, &tenant, &input, actor, limits)
-        }
+        } => run(&cli.data_dir, &manifest, &tenant, &input, actor),
         Command::Audit {
             command: AuditCommand::Show { tenant, json },
         } => {
@@ -138,21 +130,23 @@ fn run(
     tenant: &str,
     input: &str,
     actor: Option<String>,
-    limits: InvocationLimits,
 ) -> anyhow::Result<ExitCode> {
     // Everything the operator supplied is checked before anything is
     // written: a bad tenant, input or manifest leaves the data directory as
     // it was.
     let tenant = TenantId::new(tenant)?;
-    if limits.timeout.is_zero() {
-        bail!("--timeout is zero; give a positive duration such as 10s");
-    }
-    let input = read_input(input, limits.max_input_bytes)?;
-    let runtime = Runtime::builder(data_dir).limits(limits).build()?;
+    // The tenant's own max_input_bytes is checked again by the runtime; this
+    // bound only keeps a huge file from being read into memory at all.
+    let input = read_input(input, limits::MAX_INPUT_BYTES_CEILING)?;
+    let runtime = Runtime::builder(data_dir).build()?;
     let agent = runtime.load_agent(manifest)?;
     let actor = actor.unwrap_or_else(os_user);
 
-    match runtime.invoke(&tenant, &agent, &input, &actor) {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match tokio.block_on(runtime.invoke(&tenant, &agent, &input, &actor)) {
         Ok(output) => {
             let mut out = std::io::stdout().lock();
             out.write_all(&output)
@@ -172,11 +166,11 @@ fn run(
 }
 
 /// Reads the input, refusing more than `max` bytes without reading them all.
-fn read_input(input: &str, max: usize) -> anyhow::Result<Vec<u8>> {
+fn read_input(input: &str, max: u64) -> anyhow::Result<Vec<u8>> {
     let too_big = |size: u64| {
         anyhow::anyhow!("input is {size} bytes, over the maximum of {max}; send a smaller input")
     };
-    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    let limit = max.saturating_add(1);
     let mut buf = Vec::new();
     if input == "-" {
         std::io::stdin()
@@ -188,14 +182,14 @@ fn read_input(input: &str, max: usize) -> anyhow::Result<Vec<u8>> {
         let file = std::fs::File::open(input)
             .with_context(|| format!("cannot read input file {input}; check the path"))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        if size > max as u64 {
+        if size > max {
             return Err(too_big(size));
         }
         file.take(limit)
             .read_to_end(&mut buf)
             .with_context(|| format!("cannot read input file {input}"))?;
     }
-    if buf.len() > max {
+    if buf.len() as u64 > max {
         bail!(too_big(buf.len() as u64));
     }
     Ok(buf)

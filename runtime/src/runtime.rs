@@ -1,7 +1,19 @@
 //! [`Runtime`]: load agents, invoke them for tenants.
+//!
+//! An invocation goes through these steps, each recorded in the tenant's
+//! audit log:
+//!
+//! 1. start event; input size checked against `max_input_bytes`;
+//! 2. a running slot from the tenant's gate (or a busy refusal);
+//! 3. a fresh store bound to the tenant, with the tenant's limiter, CPU
+//!    ticks and a transaction for its record writes;
+//! 4. the guest runs under the tenant's wall-clock deadline;
+//! 5. limit hits, std stream lines;
+//! 6. on success the writes are committed, otherwise rolled back;
+//! 7. finish event, and the log is synced.
 
 use std::{
-    collections::HashMap,
+    collections::BTreeMap,
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, PoisonError,
@@ -12,7 +24,7 @@ use std::{
 
 use thiserror::Error;
 use warden_host_api::{
-    audit::{self, AuditError, AuditSink, EventBody, Outcome, StreamName},
+    audit::{self, AuditError, EventBody, Outcome, StreamName},
     scope::{Digest, InstanceScope, TenantId},
     warden_agent::{
         self, AgentCtx,
@@ -20,7 +32,7 @@ use warden_host_api::{
     },
 };
 use wasmtime::{
-    Engine, Store, StoreLimitsBuilder, Trap,
+    Engine, Store, Trap, UpdateDeadline,
     component::{Component, Linker, ResourceTable},
 };
 use wasmtime_wasi::{WasiCtxBuilder, p2::pipe::MemoryOutputPipe};
@@ -30,19 +42,28 @@ use crate::{
     audit::{AuditLog, AuditLogError, VerifyError, VerifyReport, log_path},
     engine::{DEFAULT_POOL_INSTANCES, EngineSettings, EpochTicker, build_engine, deadline_ticks},
     manifest::Manifest,
-    state::{OpenStateError, Records},
+    state::{CommitError, OpenStateError, Records, Transaction},
     tenant::{
-        Tenants,
+        TenantError, TenantState, Tenants,
+        config::TenantConfig,
         instance::InstanceState,
-        limits::{InvocationLimits, MAX_STREAM_LINE_BYTES},
+        limiter::TenantLimiter,
+        limits::{Ceilings, DEFAULT_MAX_STREAM_BYTES, MAX_STREAM_LINE_BYTES, TenantLimits},
     },
 };
+
+/// Default largest memory a pool slot holds: 512 MiB. A tenant's
+/// `max_memory_bytes` may not exceed it.
+pub const DEFAULT_POOL_MAX_MEMORY_BYTES: u64 = 512 * 1024 * 1024;
+/// Default largest table a pool slot holds. A tenant's `max_table_elements`
+/// may not exceed it.
+pub const DEFAULT_POOL_MAX_TABLE_ELEMENTS: u64 = 100_000;
 
 /// When audit events reach the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AuditDurability {
-    /// Events are synced to the disk before an invocation returns. The
-    /// default.
+    /// Events are synced to the disk before an invocation's writes are
+    /// committed and before it returns. The default.
     #[default]
     SyncEachInvocation,
     /// Events are written to the file before each call goes ahead but left in
@@ -55,34 +76,41 @@ pub enum AuditDurability {
 #[derive(Clone, Debug)]
 pub struct RuntimeBuilder {
     data_dir: PathBuf,
-    limits: InvocationLimits,
+    default_limits: TenantLimits,
     durability: AuditDurability,
-    pool_instances: u32,
+    ceilings: Ceilings,
 }
 
 impl RuntimeBuilder {
     /// A builder keeping state and audit logs under `data_dir`, with these
     /// defaults:
     ///
-    /// - limits: [`InvocationLimits::default`] (64 MiB memory, 10 s
-    ///   deadline, 1 MiB input and output, 64 KiB per std stream, and the
-    ///   [`warden_agent::AgentLimits`] defaults);
+    /// - tenant limits: [`TenantLimits::default`] for tenants without a
+    ///   configuration file (64 MiB memory, 5 s of guest code, 10 s wall
+    ///   clock, 4 concurrent and 16 queued invocations, 1 MiB input and
+    ///   output, 10,000 host calls, 256 MiB stored);
     /// - durability: [`AuditDurability::SyncEachInvocation`];
-    /// - pool: [`DEFAULT_POOL_INSTANCES`] concurrent instances.
+    /// - pool: [`DEFAULT_POOL_INSTANCES`] live instances, each slot sized for
+    ///   [`DEFAULT_POOL_MAX_MEMORY_BYTES`] of memory and
+    ///   [`DEFAULT_POOL_MAX_TABLE_ELEMENTS`] table elements.
     ///
     /// Nothing is created on disk until the first invocation.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
-            limits: InvocationLimits::default(),
+            default_limits: TenantLimits::default(),
             durability: AuditDurability::default(),
-            pool_instances: DEFAULT_POOL_INSTANCES,
+            ceilings: Ceilings {
+                max_memory_bytes: DEFAULT_POOL_MAX_MEMORY_BYTES,
+                max_table_elements: DEFAULT_POOL_MAX_TABLE_ELEMENTS,
+                pool_instances: u64::from(DEFAULT_POOL_INSTANCES),
+            },
         }
     }
 
-    /// Sets the per-invocation limits.
-    pub fn limits(&mut self, limits: InvocationLimits) -> &mut Self {
-        self.limits = limits;
+    /// Sets the limits of tenants that have no configuration file.
+    pub fn default_limits(&mut self, limits: TenantLimits) -> &mut Self {
+        self.default_limits = limits;
         self
     }
 
@@ -92,9 +120,9 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Sets how many instances may be live at once.
+    /// Sets how many instances may be live at once, across all tenants.
     pub fn pool_instances(&mut self, count: u32) -> &mut Self {
-        self.pool_instances = count;
+        self.ceilings.pool_instances = u64::from(count);
         self
     }
 
@@ -102,16 +130,21 @@ impl RuntimeBuilder {
     ///
     /// # Errors
     ///
-    /// Fails when wasmtime rejects the configuration or the ticker thread
-    /// cannot start.
+    /// Fails when the default limits are out of range, wasmtime rejects the
+    /// configuration, or the ticker thread cannot start.
     pub fn build(&self) -> Result<Runtime, BuildError> {
+        self.default_limits
+            .validate(&self.ceilings)
+            .map_err(|e| BuildError(format!("default tenant {e}")))?;
         let engine = build_engine(EngineSettings {
-            max_memory_bytes: self.limits.max_memory_bytes,
-            pool_instances: self.pool_instances,
+            max_memory_bytes: usize::try_from(self.ceilings.max_memory_bytes).unwrap_or(usize::MAX),
+            max_table_elements: usize::try_from(self.ceilings.max_table_elements)
+                .unwrap_or(usize::MAX),
+            pool_instances: u32::try_from(self.ceilings.pool_instances).unwrap_or(u32::MAX),
         })
         .map_err(|e| BuildError(one_line(&e)))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| warden_agent::add_to_linker(&mut linker))
             .map_err(|e| BuildError(one_line(&e)))?;
         let ticker = EpochTicker::start(&engine)
@@ -119,13 +152,13 @@ impl RuntimeBuilder {
         Ok(Runtime {
             engine,
             linker,
-            components: Mutex::new(HashMap::new()),
+            components: Mutex::new(BTreeMap::new()),
             records: Mutex::new(None),
-            tenants: Tenants::new(self.data_dir.clone()),
+            tenants: Tenants::new(self.data_dir.clone(), self.default_limits, self.ceilings),
             data_dir: self.data_dir.clone(),
-            limits: self.limits,
             durability: self.durability,
             invocations: AtomicU64::new(0),
+            limit_hits: Mutex::new(BTreeMap::new()),
             _ticker: ticker,
         })
     }
@@ -139,13 +172,26 @@ pub struct BuildError(String);
 /// Why an invocation did not return an output.
 #[derive(Debug, Error)]
 pub enum InvokeError {
-    /// The input is over [`InvocationLimits::max_input_bytes`].
+    /// The input is over the tenant's `max_input_bytes`.
     #[error("input is {size} bytes, over the maximum of {max}; send a smaller input")]
     InputTooLarge {
         /// Input size.
         size: usize,
         /// The limit.
-        max: usize,
+        max: u64,
+    },
+    /// The tenant's running slots and queue are full.
+    #[error(
+        "tenant {tenant} is busy: {max_concurrent} invocations running and {max_queued} \
+         waiting; retry later or raise max_concurrent or max_queued in its configuration"
+    )]
+    Busy {
+        /// The tenant.
+        tenant: TenantId,
+        /// Its concurrency limit.
+        max_concurrent: u64,
+        /// Its queue limit.
+        max_queued: u64,
     },
     /// The agent returned its `invalid-input` error.
     #[error("agent {agent} rejected the input: {message}")]
@@ -163,7 +209,7 @@ pub enum InvokeError {
         /// The agent's message.
         message: String,
     },
-    /// The guest trapped, ran out of time or could not be instantiated.
+    /// The guest trapped, hit a limit or could not be instantiated.
     #[error("agent {agent} trapped: {reason}")]
     Trap {
         /// The agent.
@@ -171,10 +217,22 @@ pub enum InvokeError {
         /// Which limit or fault ended it.
         reason: String,
     },
+    /// The invocation's writes could not be committed; none were applied.
+    #[error("agent {agent} finished but its writes were rolled back: {source}")]
+    Commit {
+        /// The agent.
+        agent: String,
+        /// Why the commit failed.
+        #[source]
+        source: CommitError,
+    },
+    /// The tenant could not be loaded.
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
     /// The state database could not be opened.
     #[error(transparent)]
     State(#[from] OpenStateError),
-    /// The tenant's audit log could not be opened or synced.
+    /// The tenant's audit log could not be synced.
     #[error(transparent)]
     AuditLog(#[from] AuditLogError),
     /// An audit event could not be recorded; the invocation was stopped.
@@ -182,12 +240,19 @@ pub enum InvokeError {
     Audit(#[from] AuditError),
 }
 
+/// The CPU deadline passed; raised from the epoch callback.
+#[derive(Debug, Error)]
+#[error("cpu_timeout reached")]
+struct CpuDeadline;
+
 /// The warden runtime: one engine, compiled components, tenants' state and
 /// audit logs.
 ///
 /// Build it once per process with [`Runtime::builder`], load agents with
 /// [`Runtime::load_agent`], and run them with [`Runtime::invoke`]. Each
-/// invocation gets a fresh store bound to one tenant.
+/// invocation gets a fresh store bound to one tenant. Invocations are async:
+/// guest code yields to the executor at every epoch tick, so it never holds
+/// a worker thread for long.
 ///
 /// # Example
 ///
@@ -196,23 +261,26 @@ pub enum InvokeError {
 /// ```no_run
 /// use warden_runtime::{Runtime, TenantId};
 ///
+/// # async fn service() -> Result<(), Box<dyn std::error::Error>> {
 /// let runtime = Runtime::builder("/var/lib/warden").build()?;
 /// let agent = runtime.load_agent("examples/invoice-triage/agent.toml".as_ref())?;
 /// let tenant = TenantId::new("acme")?;
-/// let output = runtime.invoke(&tenant, &agent, br#"{"invoice_id": "INV-1"}"#, "billing-service")?;
+/// let output =
+///     runtime.invoke(&tenant, &agent, br#"{"invoice_id": "INV-1"}"#, "billing-service").await?;
 /// println!("{}", String::from_utf8_lossy(&output));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # Ok(())
+/// # }
 /// ```
 pub struct Runtime {
     engine: Engine,
     linker: Linker<InstanceState>,
-    components: Mutex<HashMap<Digest, Component>>,
+    components: Mutex<BTreeMap<Digest, Component>>,
     records: Mutex<Option<Records>>,
     tenants: Tenants,
     data_dir: PathBuf,
-    limits: InvocationLimits,
     durability: AuditDurability,
     invocations: AtomicU64,
+    limit_hits: Mutex<BTreeMap<(TenantId, &'static str), u64>>,
     _ticker: EpochTicker,
 }
 
@@ -220,10 +288,15 @@ impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
             .field("data_dir", &self.data_dir)
-            .field("limits", &self.limits)
             .field("durability", &self.durability)
             .finish_non_exhaustive()
     }
+}
+
+/// How one run of the guest ended, before commit.
+enum RunEnd {
+    Output(Vec<u8>),
+    Error(InvokeError),
 }
 
 impl Runtime {
@@ -269,9 +342,11 @@ impl Runtime {
         };
         let instance_pre = self.linker.instantiate_pre(&component).map_err(world)?;
         let pre = AgentPre::new(instance_pre).map_err(world)?;
+        let grant = Arc::new(manifest.grant.clone());
         Ok(Agent {
             manifest,
             component_digest: digest,
+            grant,
             pre,
         })
     }
@@ -298,6 +373,21 @@ impl Runtime {
         Ok(component)
     }
 
+    /// Sets `tenant`'s configuration for this process, instead of its
+    /// configuration file.
+    ///
+    /// # Errors
+    ///
+    /// Fails when a limit is out of range or the tenant's audit log cannot
+    /// be opened.
+    pub fn configure_tenant(
+        &self,
+        tenant: &TenantId,
+        config: TenantConfig,
+    ) -> Result<(), TenantError> {
+        self.tenants.configure(tenant, config)
+    }
+
     /// Path of `tenant`'s audit log.
     pub fn audit_log_path(&self, tenant: &TenantId) -> PathBuf {
         log_path(&self.data_dir, tenant)
@@ -310,6 +400,32 @@ impl Runtime {
     /// Returns [`VerifyError`] naming the first event that breaks the chain.
     pub fn verify_audit(&self, tenant: &TenantId) -> Result<VerifyReport, VerifyError> {
         crate::audit::verify(&self.audit_log_path(tenant), tenant)
+    }
+
+    /// How often each tenant hit each limit since the runtime started, by
+    /// limit name as in the tenant configuration.
+    pub fn limit_hits(&self) -> Vec<(TenantId, &'static str, u64)> {
+        let hits = self
+            .limit_hits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        hits.iter().map(|((t, l), n)| (t.clone(), *l, *n)).collect()
+    }
+
+    /// Invocations of `tenant` waiting for a running slot now; zero for a
+    /// tenant not loaded in this process.
+    pub fn queued(&self, tenant: &TenantId) -> u64 {
+        self.tenants
+            .loaded(tenant)
+            .map_or(0, |state| state.gate.queued())
+    }
+
+    fn count_hit(&self, tenant: &TenantId, limit: &'static str, times: u64) {
+        let mut hits = self
+            .limit_hits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *hits.entry((tenant.clone(), limit)).or_default() += times;
     }
 
     fn records(&self) -> Result<Records, OpenStateError> {
@@ -328,23 +444,27 @@ impl Runtime {
 
     /// Runs `agent` once for `tenant` on `input`, on behalf of `actor`.
     ///
-    /// The invocation gets a fresh store bound to `tenant`; every host call it
-    /// makes is checked against the agent's grant and recorded in the
-    /// tenant's audit log together with the start and the finish of the
-    /// invocation. The log is synced before this returns.
+    /// The invocation waits for one of the tenant's running slots, gets a
+    /// fresh store bound to `tenant`, and runs under the tenant's limits.
+    /// Every host call it makes is checked against the agent's grant and
+    /// recorded in the tenant's audit log, together with the start, every
+    /// limit hit, the commit or rollback of its writes, and the finish. Its
+    /// record writes are applied only if it succeeds.
     ///
     /// # Errors
     ///
     /// Returns [`InvokeError`]: the agent's own error, a trap (naming the
-    /// limit or fault), an oversized input, or a host failure.
-    pub fn invoke(
+    /// limit or fault), a busy tenant, an oversized input, or a host failure.
+    pub async fn invoke(
         &self,
         tenant: &TenantId,
         agent: &Agent,
         input: &[u8],
         actor: &str,
     ) -> Result<Vec<u8>, InvokeError> {
-        let log = self.tenants.audit_log(tenant)?;
+        let state = self.tenants.get(tenant)?;
+        let log = &state.log;
+        let limits = state.config.limits;
         let scope = Arc::new(InstanceScope {
             tenant: tenant.clone(),
             agent: agent.manifest.name.clone(),
@@ -355,7 +475,7 @@ impl Runtime {
         });
         let started = Instant::now();
         audit::emit(
-            &*log,
+            &**log,
             &scope,
             EventBody::InvocationStart {
                 manifest_digest: agent.manifest.manifest_digest.to_hex(),
@@ -364,16 +484,9 @@ impl Runtime {
             },
         )?;
 
-        // Refused before instantiation: an oversized input never reaches the
-        // guest's memory.
-        let result = if input.len() > self.limits.max_input_bytes {
-            Err(InvokeError::InputTooLarge {
-                size: input.len(),
-                max: self.limits.max_input_bytes,
-            })
-        } else {
-            self.run(&log, &scope, agent, input)
-        };
+        let result = self
+            .admit_and_run(&state, &scope, agent, input, &limits)
+            .await;
 
         let (outcome, detail, output_digest) = match &result {
             Ok(output) => (Outcome::Ok, None, Some(audit::value_digest(output))),
@@ -383,10 +496,13 @@ impl Runtime {
             Err(InvokeError::Failed { message, .. }) => {
                 (Outcome::Failed, Some(message.clone()), None)
             }
+            Err(e @ (InvokeError::Busy { .. } | InvokeError::InputTooLarge { .. })) => {
+                (Outcome::Refused, Some(e.to_string()), None)
+            }
             Err(e) => (Outcome::Trap, Some(e.to_string()), None),
         };
         audit::emit(
-            &*log,
+            &**log,
             &scope,
             EventBody::InvocationFinish {
                 outcome,
@@ -401,16 +517,133 @@ impl Runtime {
         result
     }
 
-    fn run(
+    /// Steps 1 to 6: admission, the run, and commit or rollback.
+    async fn admit_and_run(
+        &self,
+        state: &TenantState,
+        scope: &Arc<InstanceScope>,
+        agent: &Agent,
+        input: &[u8],
+        limits: &TenantLimits,
+    ) -> Result<Vec<u8>, InvokeError> {
+        let log = &state.log;
+        let tenant = &scope.tenant;
+        // Refused before instantiation: an oversized input never reaches the
+        // guest's memory.
+        if input.len() as u64 > limits.max_input_bytes {
+            let err = InvokeError::InputTooLarge {
+                size: input.len(),
+                max: limits.max_input_bytes,
+            };
+            self.limit_hit(log, scope, "max_input_bytes", err.to_string(), 1)?;
+            return Err(err);
+        }
+        // Waiting for a slot counts against the wall clock too: a caller is
+        // never left queued for longer than a run could take.
+        let admitted = tokio::time::timeout(limits.wall_timeout, state.gate.enter()).await;
+        let _permit = match admitted {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(full)) => {
+                let err = InvokeError::Busy {
+                    tenant: tenant.clone(),
+                    max_concurrent: full.max_concurrent,
+                    max_queued: full.max_queued,
+                };
+                self.limit_hit(log, scope, "max_queued", err.to_string(), 1)?;
+                return Err(err);
+            }
+            Err(_elapsed) => {
+                let err = InvokeError::Busy {
+                    tenant: tenant.clone(),
+                    max_concurrent: limits.max_concurrent,
+                    max_queued: limits.max_queued,
+                };
+                let detail = format!("waited wall_timeout for a slot: {err}");
+                self.limit_hit(log, scope, "max_concurrent", detail, 1)?;
+                return Err(err);
+            }
+        };
+
+        let txn = self.records()?.begin(tenant);
+        let end = self.run(log, scope, agent, input, limits, &txn).await?;
+        match end {
+            RunEnd::Output(output) => {
+                // The events of every write are on disk before the writes
+                // land: the record of what happened never trails the data.
+                if self.durability == AuditDurability::SyncEachInvocation {
+                    log.sync()?;
+                }
+                match txn.commit(limits.max_stored_bytes) {
+                    Ok(0) => Ok(output),
+                    Ok(writes) => {
+                        audit::emit(&**log, scope, EventBody::Commit { writes })?;
+                        Ok(output)
+                    }
+                    Err(source) => {
+                        let discarded = txn.discard();
+                        let reason = source.to_string();
+                        if let CommitError::OverQuota { .. } = source {
+                            self.limit_hit(log, scope, "max_stored_bytes", reason.clone(), 1)?;
+                        }
+                        let body = EventBody::Rollback {
+                            discarded_writes: discarded,
+                            reason,
+                        };
+                        audit::emit(&**log, scope, body)?;
+                        Err(InvokeError::Commit {
+                            agent: scope.agent.clone(),
+                            source,
+                        })
+                    }
+                }
+            }
+            RunEnd::Error(err) => {
+                let discarded = txn.discard();
+                if discarded > 0 {
+                    let body = EventBody::Rollback {
+                        discarded_writes: discarded,
+                        reason: err.to_string(),
+                    };
+                    audit::emit(&**log, scope, body)?;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Records that `limit` stopped or refused something, and counts it.
+    fn limit_hit(
+        &self,
+        log: &AuditLog,
+        scope: &InstanceScope,
+        limit: &'static str,
+        detail: String,
+        times: u64,
+    ) -> Result<(), AuditError> {
+        tracing::warn!(tenant = %scope.tenant, agent = %scope.agent, limit, "tenant limit reached");
+        self.count_hit(&scope.tenant, limit, times);
+        audit::emit(
+            log,
+            scope,
+            EventBody::LimitHit {
+                limit: limit.to_owned(),
+                detail,
+            },
+        )
+    }
+
+    /// Step 3 to 5: one store, one run of the guest.
+    async fn run(
         &self,
         log: &Arc<AuditLog>,
         scope: &Arc<InstanceScope>,
         agent: &Agent,
         input: &[u8],
-    ) -> Result<Vec<u8>, InvokeError> {
-        let limits = &self.limits;
-        let stdout = MemoryOutputPipe::new(limits.max_stream_bytes);
-        let stderr = MemoryOutputPipe::new(limits.max_stream_bytes);
+        limits: &TenantLimits,
+        txn: &Transaction,
+    ) -> Result<RunEnd, InvokeError> {
+        let stdout = MemoryOutputPipe::new(DEFAULT_MAX_STREAM_BYTES);
+        let stderr = MemoryOutputPipe::new(DEFAULT_MAX_STREAM_BYTES);
         // WASI gets clocks, random and the two captured streams. No
         // environment, arguments, preopened directories or network: the
         // builder starts empty, and sockets are refused outright.
@@ -421,73 +654,118 @@ impl Runtime {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let sink: Arc<dyn AuditSink> = Arc::clone(log) as Arc<dyn AuditSink>;
         let state = InstanceState {
             wasi,
             table: ResourceTable::new(),
             agent: AgentCtx::new(
                 Arc::clone(scope),
-                Arc::new(agent.manifest.grant.clone()),
-                Box::new(self.records()?),
-                sink,
-                limits.agent,
+                Arc::clone(&agent.grant),
+                Box::new(txn.clone()),
+                Arc::clone(log) as Arc<dyn warden_host_api::audit::AuditSink>,
+                limits.agent_limits(),
             ),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.max_memory_bytes)
-                .trap_on_grow_failure(false)
-                .build(),
+            limiter: TenantLimiter::new(*limits),
+            cpu_ticks: 0,
+            max_cpu_ticks: deadline_ticks(limits.cpu_timeout),
         };
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(deadline_ticks(limits.timeout));
-        store.epoch_deadline_trap();
+        store.limiter(|s| &mut s.limiter);
+        // Every tick the guest yields to the executor and its CPU time is
+        // counted; past the tenant's cpu_timeout the callback traps.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            state.cpu_ticks += 1;
+            if state.cpu_ticks >= state.max_cpu_ticks {
+                return Err(wasmtime::Error::new(CpuDeadline));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
 
         let name = &agent.manifest.name;
-        let called = agent.pre.instantiate(&mut store).and_then(|instance| {
+        let call = async {
+            let instance = agent.pre.instantiate_async(&mut store).await?;
             instance
                 .warden_agent_handler()
                 .call_handle(&mut store, input)
-        });
-        drop(store);
+                .await
+        };
+        // The wall clock covers host calls too: a guest blocked in a host
+        // wait is stopped here, where epoch ticks cannot reach it.
+        let called = tokio::time::timeout(limits.wall_timeout, call).await;
+
+        let state = store.into_data();
+        for (limit, times, detail) in state.limiter.hits() {
+            self.limit_hit(log, scope, limit, detail.to_owned(), times)?;
+        }
+        for (limit, times) in state.agent.limit_hits() {
+            self.count_hit(&scope.tenant, limit, u64::from(times));
+        }
         self.record_streams(log, scope, &stdout, StreamName::Stdout)?;
         self.record_streams(log, scope, &stderr, StreamName::Stderr)?;
 
-        match called {
-            Ok(Ok(output)) if output.len() > limits.max_output_bytes => Err(InvokeError::Trap {
+        let trap = |reason: String| {
+            RunEnd::Error(InvokeError::Trap {
                 agent: name.clone(),
-                reason: format!(
+                reason,
+            })
+        };
+        Ok(match called {
+            Err(_elapsed) => {
+                let reason = format!(
+                    "wall_timeout reached: still running after {}",
+                    humantime::format_duration(limits.wall_timeout)
+                );
+                self.limit_hit(log, scope, "wall_timeout", reason.clone(), 1)?;
+                trap(reason)
+            }
+            Ok(Ok(Ok(output))) if output.len() as u64 > limits.max_output_bytes => {
+                let reason = format!(
                     "output is {} bytes, over max_output_bytes ({})",
                     output.len(),
                     limits.max_output_bytes
-                ),
-            }),
-            Ok(Ok(output)) => Ok(output),
-            Ok(Err(handler::Error::InvalidInput(message))) => Err(InvokeError::InvalidInput {
+                );
+                self.limit_hit(log, scope, "max_output_bytes", reason.clone(), 1)?;
+                trap(reason)
+            }
+            Ok(Ok(Ok(output))) => RunEnd::Output(output),
+            Ok(Ok(Err(handler::Error::InvalidInput(message)))) => {
+                RunEnd::Error(InvokeError::InvalidInput {
+                    agent: name.clone(),
+                    message,
+                })
+            }
+            Ok(Ok(Err(handler::Error::Failed(message)))) => RunEnd::Error(InvokeError::Failed {
                 agent: name.clone(),
                 message,
             }),
-            Ok(Err(handler::Error::Failed(message))) => Err(InvokeError::Failed {
-                agent: name.clone(),
-                message,
-            }),
-            Err(e) => {
+            Ok(Err(e)) => {
                 if let Some(audit) = e.downcast_ref::<AuditError>() {
                     return Err(InvokeError::Audit(AuditError {
                         tenant: audit.tenant.clone(),
                         reason: audit.reason.clone(),
                     }));
                 }
-                Err(InvokeError::Trap {
-                    agent: name.clone(),
-                    reason: trap_reason(&e, limits),
-                })
+                if e.downcast_ref::<CpuDeadline>().is_some() {
+                    let reason = format!(
+                        "cpu_timeout reached: ran guest code for {}",
+                        humantime::format_duration(limits.cpu_timeout)
+                    );
+                    self.limit_hit(log, scope, "cpu_timeout", reason.clone(), 1)?;
+                    return Ok(trap(reason));
+                }
+                let mut reason = trap_reason(&e);
+                if let Some((limit, _, detail)) = state.limiter.hits().next() {
+                    reason = format!("{reason} after reaching {limit} ({detail})");
+                }
+                trap(reason)
             }
-        }
+        })
     }
 
     fn record_streams(
         &self,
-        log: &Arc<AuditLog>,
+        log: &AuditLog,
         scope: &InstanceScope,
         pipe: &MemoryOutputPipe,
         stream: StreamName,
@@ -503,7 +781,7 @@ impl Runtime {
             } else {
                 String::from_utf8_lossy(line).into_owned()
             };
-            audit::emit(&**log, scope, EventBody::StreamLine { stream, line: text })?;
+            audit::emit(log, scope, EventBody::StreamLine { stream, line: text })?;
         }
         Ok(())
     }
@@ -517,15 +795,9 @@ impl Runtime {
     }
 }
 
-/// Names the limit or fault behind a trap, on one line.
-fn trap_reason(e: &wasmtime::Error, limits: &InvocationLimits) -> String {
+/// Names the fault behind a trap, on one line.
+fn trap_reason(e: &wasmtime::Error) -> String {
     match e.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => {
-            format!(
-                "deadline exceeded: ran longer than its timeout of {:?}",
-                limits.timeout
-            )
-        }
         Some(Trap::StackOverflow) => "stack overflow: the guest recursed too deeply".into(),
         Some(Trap::UnreachableCodeReached) => {
             "unreachable instruction: the guest panicked or aborted (its stderr is in the audit \

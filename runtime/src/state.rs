@@ -1,9 +1,19 @@
 //! Tenant records in SQLite.
 //!
 //! One database file, `<data-dir>/state.sqlite3`, holds every tenant's
-//! records in one table keyed by `(tenant, key)`. Every statement binds the
-//! tenant as a parameter, and [`RecordStore`] takes a [`TenantId`] on every
-//! call, so that no query can be formed without one.
+//! records in one table keyed by `(tenant, key)`, and each tenant's stored
+//! bytes in `usage`. Every statement binds the tenant as a parameter, and
+//! [`RecordStore`] takes a [`TenantId`] on every call, so that no query can be
+//! formed without one.
+//!
+//! An invocation never writes to the database directly: it gets a
+//! [`Transaction`] (see `state/transaction.rs`) that keeps its writes in
+//! memory, shows them to its own reads, and applies them in one SQLite
+//! transaction only when the invocation succeeds.
+
+mod transaction;
+
+pub use transaction::{CommitError, Transaction};
 
 use std::{
     path::{Path, PathBuf},
@@ -20,6 +30,10 @@ CREATE TABLE IF NOT EXISTS records (
   key TEXT NOT NULL,
   value BLOB NOT NULL,
   PRIMARY KEY (tenant, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS usage (
+  tenant TEXT PRIMARY KEY,
+  bytes INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
 
@@ -67,14 +81,38 @@ impl Records {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    /// Starts a transaction of `tenant`'s writes for one invocation.
+    pub fn begin(&self, tenant: &TenantId) -> Transaction {
+        Transaction::new(self.clone(), tenant.clone())
+    }
+
+    /// Bytes of keys plus values `tenant` holds.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`StoreError`] when the query fails.
+    pub fn usage(&self, tenant: &TenantId) -> Result<u64, StoreError> {
+        self.lock()
+            .prepare_cached("SELECT bytes FROM usage WHERE tenant = ?1")
+            .and_then(|mut s| {
+                s.query_row(params![tenant.as_str()], |r| r.get::<_, i64>(0))
+                    .optional()
+            })
+            .map(|b| b.map_or(0, |b| u64::try_from(b).unwrap_or(0)))
+            .map_err(failed("usage", tenant))
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the connection cannot leave a statement half
         // applied: SQLite rolls back an unfinished statement on its own.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-fn failed(op: &'static str, tenant: &TenantId) -> impl FnOnce(rusqlite::Error) -> StoreError {
+pub(crate) fn failed(
+    op: &'static str,
+    tenant: &TenantId,
+) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |e| StoreError::new(format!("records {op} for tenant {tenant} failed"), e)
 }
 
@@ -90,22 +128,23 @@ impl RecordStore for Records {
     }
 
     fn put(&mut self, tenant: &TenantId, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.lock()
-            .prepare_cached(
-                "INSERT INTO records (tenant, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value",
-            )
-            .and_then(|mut s| s.execute(params![tenant.as_str(), key, value]))
+        let mut txn = self.begin(tenant);
+        txn.put(tenant, key, value)?;
+        txn.commit(u64::MAX)
             .map(|_| ())
-            .map_err(failed("put", tenant))
+            .map_err(|e| StoreError::new("records put failed", e))
     }
 
     fn delete(&mut self, tenant: &TenantId, key: &str) -> Result<bool, StoreError> {
-        self.lock()
-            .prepare_cached("DELETE FROM records WHERE tenant = ?1 AND key = ?2")
-            .and_then(|mut s| s.execute(params![tenant.as_str(), key]))
-            .map(|n| n > 0)
-            .map_err(failed("delete", tenant))
+        let mut txn = self.begin(tenant);
+        let existed = txn.delete(tenant, key)?;
+        txn.commit(u64::MAX)
+            .map_err(|e| StoreError::new("records delete failed", e))?;
+        Ok(existed)
+    }
+
+    fn stored_bytes(&mut self, tenant: &TenantId) -> Result<u64, StoreError> {
+        self.usage(tenant)
     }
 
     fn list(

@@ -1,10 +1,15 @@
-//! Tenants: the registry of open audit logs, the store data type and limits.
+//! Tenants: their configuration, concurrency gate and audit log, the store
+//! data type and the resource limiter.
 //!
-//! A tenant is known by its validated [`TenantId`]. The registry opens each
-//! tenant's audit log once per process and hands out the same handle to
-//! every invocation of that tenant.
+//! A tenant is known by its validated [`TenantId`]. The registry loads each
+//! tenant's configuration and opens its audit log once per process, and keeps
+//! one [`gate::Gate`] per tenant, so that a tenant's concurrency limit holds
+//! across every caller in the process.
 
+pub mod config;
+pub(crate) mod gate;
 pub mod instance;
+pub mod limiter;
 pub mod limits;
 
 use std::{
@@ -16,30 +21,111 @@ use std::{
 pub use warden_host_api::scope::TenantId;
 
 use crate::audit::{AuditLog, AuditLogError};
+use config::{ConfigError, TenantConfig};
+use gate::Gate;
+use limits::{Ceilings, TenantLimits};
 
-/// Open audit logs by tenant.
+/// Why a tenant could not be made ready.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    /// Its configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Its audit log could not be opened.
+    #[error(transparent)]
+    AuditLog(#[from] AuditLogError),
+    /// A configuration given through the API is out of range.
+    #[error("tenant {tenant}: {source}")]
+    Limits {
+        /// The tenant.
+        tenant: TenantId,
+        /// The field out of range.
+        #[source]
+        source: limits::LimitError,
+    },
+}
+
+/// What the process holds for one tenant while it is loaded.
+#[derive(Debug)]
+pub(crate) struct TenantState {
+    pub(crate) config: TenantConfig,
+    pub(crate) gate: Gate,
+    pub(crate) log: Arc<AuditLog>,
+}
+
+/// Loaded tenants.
 #[derive(Debug)]
 pub(crate) struct Tenants {
     data_dir: PathBuf,
-    logs: Mutex<HashMap<TenantId, Arc<AuditLog>>>,
+    defaults: TenantLimits,
+    ceilings: Ceilings,
+    loaded: Mutex<HashMap<TenantId, Arc<TenantState>>>,
 }
 
 impl Tenants {
-    pub(crate) fn new(data_dir: PathBuf) -> Self {
+    pub(crate) fn new(data_dir: PathBuf, defaults: TenantLimits, ceilings: Ceilings) -> Self {
         Self {
             data_dir,
-            logs: Mutex::new(HashMap::new()),
+            defaults,
+            ceilings,
+            loaded: Mutex::new(HashMap::new()),
         }
     }
 
-    /// `tenant`'s audit log, opened on first use.
-    pub(crate) fn audit_log(&self, tenant: &TenantId) -> Result<Arc<AuditLog>, AuditLogError> {
-        let mut logs = self.logs.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(log) = logs.get(tenant) {
-            return Ok(Arc::clone(log));
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Arc<TenantState>>> {
+        self.loaded.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `tenant`'s state, loading its configuration and opening its audit log
+    /// on first use.
+    pub(crate) fn get(&self, tenant: &TenantId) -> Result<Arc<TenantState>, TenantError> {
+        if let Some(state) = self.lock().get(tenant) {
+            return Ok(Arc::clone(state));
         }
-        let log = Arc::new(AuditLog::open(&self.data_dir, tenant)?);
-        logs.insert(tenant.clone(), Arc::clone(&log));
-        Ok(log)
+        let config = TenantConfig::load(&self.data_dir, tenant, &self.defaults, &self.ceilings)?;
+        self.insert(tenant, config)
+    }
+
+    /// `tenant`'s state if it is loaded.
+    pub(crate) fn loaded(&self, tenant: &TenantId) -> Option<Arc<TenantState>> {
+        self.lock().get(tenant).cloned()
+    }
+
+    /// Sets `tenant`'s configuration for this process, replacing any loaded
+    /// one. Invocations already running keep the limits they started with.
+    pub(crate) fn configure(
+        &self,
+        tenant: &TenantId,
+        config: TenantConfig,
+    ) -> Result<(), TenantError> {
+        config
+            .limits
+            .validate(&self.ceilings)
+            .map_err(|source| TenantError::Limits {
+                tenant: tenant.clone(),
+                source,
+            })?;
+        self.insert(tenant, config).map(|_| ())
+    }
+
+    fn insert(
+        &self,
+        tenant: &TenantId,
+        config: TenantConfig,
+    ) -> Result<Arc<TenantState>, TenantError> {
+        let mut loaded = self.lock();
+        // Reuse the open log: a second handle on the same file would be
+        // refused by its lock, and the chain must continue from one tail.
+        let log = match loaded.get(tenant) {
+            Some(state) => Arc::clone(&state.log),
+            None => Arc::new(AuditLog::open(&self.data_dir, tenant)?),
+        };
+        let state = Arc::new(TenantState {
+            gate: Gate::new(&config.limits),
+            config,
+            log,
+        });
+        loaded.insert(tenant.clone(), Arc::clone(&state));
+        Ok(state)
     }
 }

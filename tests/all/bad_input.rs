@@ -131,15 +131,41 @@ fn input_problems_are_named() {
         &env.dir.path().join("absent.txt"),
         "cannot read input file",
     );
-    let big = env.dir.path().join("big.txt");
-    std::fs::write(&big, vec![b'x'; 1024 * 1024 + 1]).unwrap();
+    let huge = env.dir.path().join("huge.txt");
+    std::fs::write(&huge, vec![b'x'; 64 * 1024 * 1024 + 1]).unwrap();
     refused(
         &env,
         &probe,
         "acme",
-        &big,
-        "input is 1048577 bytes, over the maximum of 1048576",
+        &huge,
+        "input is 67108865 bytes, over the maximum of 67108864",
     );
+}
+
+#[test]
+fn input_over_the_tenants_maximum_is_refused_before_instantiation_and_audited() {
+    let env = Env::new();
+    let big = env.dir.path().join("big.txt");
+    std::fs::write(&big, vec![b'x'; 1024 * 1024 + 1]).unwrap();
+    let out = env
+        .warden()
+        .arg("run")
+        .arg(env.probe())
+        .args(["--tenant", "acme", "--input"])
+        .arg(&big)
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "input is 1048577 bytes, over the maximum of 1048576");
+    // The refusal is evidence, so it is in the audit trail; no record state
+    // was touched.
+    assert!(!env.data_dir().join("state.sqlite3").exists());
+    let events = env.events("acme");
+    let hit = events
+        .iter()
+        .find(|e| e["body"]["type"] == "limit-hit")
+        .unwrap();
+    assert_eq!(hit["body"]["limit"], "max_input_bytes");
+    assert_eq!(events.last().unwrap()["body"]["outcome"], "refused");
 }
 
 #[test]

@@ -24,6 +24,13 @@ impl Env {
         self.dir.path().join("data")
     }
 
+    /// Writes `tenant`'s configuration file.
+    pub(crate) fn tenant_config(&self, tenant: &str, text: &str) {
+        let dir = self.data_dir().join("tenants");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{tenant}.toml")), text).unwrap();
+    }
+
     /// A `warden` command using this env's data directory.
     pub(crate) fn warden(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
@@ -57,16 +64,6 @@ impl Env {
 
     /// Runs `manifest` for `tenant` with `input` given on stdin.
     pub(crate) fn run(&self, manifest: &Path, tenant: &str, input: &str) -> Output {
-        self.run_with(manifest, tenant, input, &[])
-    }
-
-    pub(crate) fn run_with(
-        &self,
-        manifest: &Path,
-        tenant: &str,
-        input: &str,
-        extra: &[&str],
-    ) -> Output {
         let input_path = self.dir.path().join("input.txt");
         std::fs::write(&input_path, input).expect("cannot write input");
         self.warden()
@@ -74,7 +71,6 @@ impl Env {
             .arg(manifest)
             .args(["--tenant", tenant, "--input"])
             .arg(&input_path)
-            .args(extra)
             .output()
             .expect("cannot run warden")
     }

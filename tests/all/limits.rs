@@ -108,9 +108,10 @@ fn a_panicking_guest_traps_alone_and_is_audited() {
 #[test]
 fn an_endless_guest_is_stopped_at_its_deadline() {
     let env = Env::new();
+    env.tenant_config("acme", "[limits]\ncpu_timeout = \"300ms\"\n");
     let started = std::time::Instant::now();
-    let out = env.run_with(&env.probe(), "acme", "loop\n", &["--timeout", "300ms"]);
-    assert_one_line_error(&out, "deadline exceeded");
+    let out = env.run(&env.probe(), "acme", "loop\n");
+    assert_one_line_error(&out, "cpu_timeout reached: ran guest code for 300ms");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(8),
         "{:?}",

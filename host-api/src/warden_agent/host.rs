@@ -30,6 +30,7 @@ impl AgentCtx {
         reason: String,
         blame: Option<Blame>,
         value_digest: Option<String>,
+        old_value_digest: Option<String>,
     ) -> wasmtime::Result<()> {
         let body = EventBody::HostCall {
             interface: call.interface.to_owned(),
@@ -39,13 +40,19 @@ impl AgentCtx {
             reason,
             blame,
             value_digest,
+            old_value_digest,
         };
         audit::emit(&*self.audit, &self.scope, body).map_err(wasmtime::Error::new)
     }
 
     /// Records a refusal the guest caused.
     fn deny(&self, call: &Call<'_>, reason: String) -> wasmtime::Result<()> {
-        self.audit_call(call, Decision::Deny, reason, Some(Blame::Guest), None)
+        self.audit_call(call, Decision::Deny, reason, Some(Blame::Guest), None, None)
+    }
+
+    /// Notes that `limit` refused a call, for the runtime's metrics.
+    fn hit(&mut self, limit: &'static str) {
+        *self.limit_hits.entry(limit).or_default() += 1;
     }
 
     /// Counts a call against the per-invocation cap; `Err` holds the refusal
@@ -53,6 +60,7 @@ impl AgentCtx {
     fn count_call(&mut self) -> Result<(), String> {
         self.host_calls = self.host_calls.saturating_add(1);
         if self.host_calls > self.limits.max_host_calls {
+            self.hit("max_host_calls");
             return Err(format!(
                 "host calls per invocation exceed max_host_calls ({})",
                 self.limits.max_host_calls
@@ -104,6 +112,7 @@ impl AgentCtx {
             "record store failed".into(),
             Some(Blame::Host),
             None,
+            None,
         )?;
         Ok(records::Error::Other("record store failed".into()))
     }
@@ -127,7 +136,7 @@ impl records::Host for AgentCtx {
         match self.store.get(&self.scope.tenant, &key) {
             Ok(Some(value)) => {
                 let digest = Some(value_digest(&value));
-                self.audit_call(&call, Decision::Allow, reason, None, digest)?;
+                self.audit_call(&call, Decision::Allow, reason, None, digest, None)?;
                 Ok(Ok(value))
             }
             Ok(None) => {
@@ -135,6 +144,7 @@ impl records::Host for AgentCtx {
                     &call,
                     Decision::Allow,
                     format!("{reason}; not found"),
+                    None,
                     None,
                     None,
                 )?;
@@ -161,15 +171,39 @@ impl records::Host for AgentCtx {
                 value.len(),
                 self.limits.max_value_bytes
             );
+            self.hit("max_value_bytes");
             self.deny(&call, why.clone())?;
             return Ok(Err(records::Error::LimitReached(why)));
         }
+        // The digest of the value being replaced makes the event say what
+        // changed, not only what was written.
+        let old = match self.store.get(&self.scope.tenant, &key) {
+            Ok(old) => old,
+            Err(e) => return Ok(Err(self.store_failed(&call, &e)?)),
+        };
+        let stored = match self.store.stored_bytes(&self.scope.tenant) {
+            Ok(stored) => stored,
+            Err(e) => return Ok(Err(self.store_failed(&call, &e)?)),
+        };
+        let freed = old.as_ref().map_or(0, |v| (key.len() + v.len()) as u64);
+        let after = stored.saturating_sub(freed) + (key.len() + value.len()) as u64;
+        if after > self.limits.max_stored_bytes {
+            let why = format!(
+                "tenant would hold {after} bytes of records, over max_stored_bytes ({})",
+                self.limits.max_stored_bytes
+            );
+            self.hit("max_stored_bytes");
+            self.deny(&call, why.clone())?;
+            return Ok(Err(records::Error::LimitReached(why)));
+        }
+        let old_digest = old.as_deref().map(value_digest);
         self.audit_call(
             &call,
             Decision::Allow,
             reason,
             None,
             Some(value_digest(&value)),
+            old_digest,
         )?;
         match self.store.put(&self.scope.tenant, &key, &value) {
             Ok(()) => Ok(Ok(())),
@@ -189,7 +223,17 @@ impl records::Host for AgentCtx {
             Ok(reason) => reason,
             Err(e) => return Ok(Err(e)),
         };
-        self.audit_call(&call, Decision::Allow, reason, None, None)?;
+        let old = match self.store.get(&self.scope.tenant, &key) {
+            Ok(Some(old)) => old,
+            Ok(None) => {
+                let why = format!("{reason}; not found");
+                self.audit_call(&call, Decision::Allow, why, None, None, None)?;
+                return Ok(Err(records::Error::NotFound));
+            }
+            Err(e) => return Ok(Err(self.store_failed(&call, &e)?)),
+        };
+        let old_digest = Some(value_digest(&old));
+        self.audit_call(&call, Decision::Allow, reason, None, None, old_digest)?;
         match self.store.delete(&self.scope.tenant, &key) {
             Ok(true) => Ok(Ok(())),
             Ok(false) => Ok(Err(records::Error::NotFound)),
@@ -221,13 +265,22 @@ impl records::Host for AgentCtx {
         };
         if keys.len() > max {
             let why = format!("list returns more than max_list_keys ({max}) keys");
-            self.audit_call(&call, Decision::Deny, why.clone(), Some(Blame::Guest), None)?;
+            self.hit("max_list_keys");
+            self.audit_call(
+                &call,
+                Decision::Deny,
+                why.clone(),
+                Some(Blame::Guest),
+                None,
+                None,
+            )?;
             return Ok(Err(records::Error::LimitReached(why)));
         }
         self.audit_call(
             &call,
             Decision::Allow,
             format!("{reason}; {} keys", keys.len()),
+            None,
             None,
             None,
         )?;
@@ -268,6 +321,7 @@ impl decisions::Host for AgentCtx {
             None
         };
         if let Some(reason) = refusal {
+            self.hit("max_decisions");
             self.deny(&call, reason.clone())?;
             return Ok(Err(decisions::Error::LimitReached(reason)));
         }

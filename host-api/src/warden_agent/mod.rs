@@ -37,6 +37,7 @@ pub mod bindings {
         path: "../wit",
         world: "agent",
         imports: { default: trappable },
+        exports: { default: async },
     });
 }
 
@@ -50,6 +51,8 @@ pub const DEFAULT_MAX_HOST_CALLS: u32 = 10_000;
 pub const DEFAULT_MAX_DECISIONS: u32 = 100;
 /// Default cap on each text field of a decision: 4 KiB.
 pub const DEFAULT_MAX_DECISION_TEXT_BYTES: usize = 4 * 1024;
+/// Default cap on the bytes (keys plus values) one tenant holds: 256 MiB.
+pub const DEFAULT_MAX_STORED_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Limits on what one invocation may ask of `warden:agent` interfaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +75,10 @@ pub struct AgentLimits {
     /// Longest decision text field, in bytes. Default
     /// [`DEFAULT_MAX_DECISION_TEXT_BYTES`] (4 KiB).
     pub max_decision_text_bytes: usize,
+    /// Most bytes of records (keys plus values) the tenant may hold, checked
+    /// on every `put` against [`RecordStore::stored_bytes`]. Default
+    /// [`DEFAULT_MAX_STORED_BYTES`] (256 MiB).
+    pub max_stored_bytes: u64,
 }
 
 impl Default for AgentLimits {
@@ -83,15 +90,18 @@ impl Default for AgentLimits {
             max_host_calls: DEFAULT_MAX_HOST_CALLS,
             max_decisions: DEFAULT_MAX_DECISIONS,
             max_decision_text_bytes: DEFAULT_MAX_DECISION_TEXT_BYTES,
+            max_stored_bytes: DEFAULT_MAX_STORED_BYTES,
         }
     }
 }
 
-/// Storage for tenant records.
+/// Storage for tenant records, as one invocation sees it.
 ///
 /// Every method takes the tenant, so that an implementation cannot form a
 /// query without one. Keys and prefixes reach the store already validated and
-/// inside the agent's grant.
+/// inside the agent's grant. The runtime's implementation holds an
+/// invocation's writes until the invocation succeeds, so that a failed run
+/// leaves nothing behind; reads see the invocation's own pending writes.
 pub trait RecordStore: Send {
     /// The value under `key`, or `None`.
     ///
@@ -113,6 +123,14 @@ pub trait RecordStore: Send {
     ///
     /// Returns [`StoreError`] when the backend fails.
     fn delete(&mut self, tenant: &TenantId, key: &str) -> Result<bool, StoreError>;
+
+    /// Bytes of keys plus values the tenant holds, counting writes this
+    /// store has accepted but not yet committed.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`StoreError`] when the backend fails.
+    fn stored_bytes(&mut self, tenant: &TenantId) -> Result<u64, StoreError>;
 
     /// Keys equal to `prefix` or under `prefix/`, in byte order, at most
     /// `limit` of them.
@@ -137,6 +155,7 @@ pub struct AgentCtx {
     limits: AgentLimits,
     host_calls: u32,
     decisions: u32,
+    limit_hits: std::collections::BTreeMap<&'static str, u32>,
 }
 
 impl std::fmt::Debug for AgentCtx {
@@ -167,6 +186,7 @@ impl AgentCtx {
             limits,
             host_calls: 0,
             decisions: 0,
+            limit_hits: Default::default(),
         }
     }
 
@@ -178,6 +198,12 @@ impl AgentCtx {
     /// Host calls made so far in this invocation.
     pub fn host_calls(&self) -> u32 {
         self.host_calls
+    }
+
+    /// The [`AgentLimits`] this invocation reached, by field name, with how
+    /// many calls each refused.
+    pub fn limit_hits(&self) -> impl Iterator<Item = (&'static str, u32)> + '_ {
+        self.limit_hits.iter().map(|(k, v)| (*k, *v))
     }
 }
 

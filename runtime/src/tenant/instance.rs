@@ -1,8 +1,10 @@
 //! The data type of one invocation's store.
 
 use warden_host_api::warden_agent::{AgentCtx, AgentView};
-use wasmtime::{StoreLimits, component::ResourceTable};
+use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::limiter::TenantLimiter;
 
 /// Everything one instance's host calls need, owned by its store.
 ///
@@ -12,13 +14,18 @@ pub struct InstanceState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) agent: AgentCtx,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limiter: TenantLimiter,
+    /// Epoch ticks seen while guest code ran.
+    pub(crate) cpu_ticks: u64,
+    /// Ticks allowed by the tenant's `cpu_timeout`.
+    pub(crate) max_cpu_ticks: u64,
 }
 
 impl std::fmt::Debug for InstanceState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InstanceState")
             .field("agent", &self.agent)
+            .field("cpu_ticks", &self.cpu_ticks)
             .finish_non_exhaustive()
     }
 }
