@@ -82,6 +82,15 @@ fn describe(seq: u64, e: &Value) -> String {
             )
         }
         "stream-line" => format!("{}: {}", bs("stream"), bs("line")),
+        "limit-hit" => format!("limit {} reached: {}", bs("limit"), bs("detail")),
+        "commit" => format!("commit {} writes", b["writes"]),
+        "rollback" => {
+            format!(
+                "rollback {} writes: {}",
+                b["discarded_writes"],
+                bs("reason")
+            )
+        }
         other => format!("{other} event"),
     };
     format!("#{seq} {time} {} {} {}", s("agent"), s("invocation"), what)

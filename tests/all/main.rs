@@ -2,10 +2,12 @@
 //! from `guest-sdk` by `warden-test-programs`.
 
 mod bad_input;
+mod contain;
 mod harness;
 mod invoice;
 mod isolation;
 mod limits;
+mod rollback;
 mod tamper;
 
 /// Every guest under `tests/guests/` must be used by a host test or a

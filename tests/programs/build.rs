@@ -26,7 +26,20 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "NOT_AN_AGENT",
         "guest-not-an-agent.wasm",
     ),
+    ("guest-spin", "SPIN", "guest_spin.wasm"),
+    ("guest-sleep", "SLEEP", "guest_sleep.wasm"),
+    ("guest-memory-hog", "MEMORY_HOG", "guest_memory_hog.wasm"),
+    ("guest-recurse", "RECURSE", "guest_recurse.wasm"),
+    (
+        "guest-memory-marker",
+        "MEMORY_MARKER",
+        "guest_memory_marker.wasm",
+    ),
 ];
+
+/// (file under `wat/`, const name) of guests written as component text,
+/// for what no Rust code can express.
+const WAT_GUESTS: &[(&str, &str)] = &[("table_grow.wat", "TABLE_GROW")];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets this"));
@@ -84,6 +97,21 @@ fn main() {
             path.display()
         );
         writeln!(code, "/// Component file of the `{package}` guest.").unwrap();
+        writeln!(
+            code,
+            "pub const {name}: &str = {:?};",
+            path.display().to_string()
+        )
+        .unwrap();
+    }
+    for (file, name) in WAT_GUESTS {
+        let source = manifest_dir.join("wat").join(file);
+        println!("cargo:rerun-if-changed={}", source.display());
+        let binary = wat::parse_file(&source)
+            .unwrap_or_else(|e| panic!("{} does not parse: {e}", source.display()));
+        let path = out_dir.join(file).with_extension("wasm");
+        std::fs::write(&path, binary).expect("cannot write a wat guest");
+        writeln!(code, "/// Component file of the `{file}` guest.").unwrap();
         writeln!(
             code,
             "pub const {name}: &str = {:?};",
