@@ -250,9 +250,9 @@ struct CpuDeadline;
 ///
 /// Build it once per process with [`Runtime::builder`], load agents with
 /// [`Runtime::load_agent`], and run them with [`Runtime::invoke`]. Each
-/// invocation gets a fresh store bound to one tenant. Invocations are async:
-/// guest code yields to the executor at every epoch tick, so it never holds
-/// a worker thread for long.
+/// invocation gets a fresh store bound to one tenant. Invocations are async
+/// and must run inside a tokio runtime; the guest itself runs on a thread of
+/// tokio's blocking pool, so it never holds an async worker thread.
 ///
 /// # Example
 ///
@@ -455,6 +455,10 @@ impl Runtime {
     ///
     /// Returns [`InvokeError`]: the agent's own error, a trap (naming the
     /// limit or fault), a busy tenant, an oversized input, or a host failure.
+    ///
+    /// # Panics
+    ///
+    /// Panics when called outside a tokio runtime.
     pub async fn invoke(
         &self,
         tenant: &TenantId,
@@ -683,18 +687,42 @@ impl Runtime {
         });
 
         let name = &agent.manifest.name;
-        let call = async {
-            let instance = agent.pre.instantiate_async(&mut store).await?;
-            instance
-                .warden_agent_handler()
-                .call_handle(&mut store, input)
-                .await
+        let pre = agent.pre.clone();
+        let input = input.to_vec();
+        let wall_timeout = limits.wall_timeout;
+        let handle = tokio::runtime::Handle::current();
+        // The guest runs on a blocking-pool thread of its own, never on an
+        // async worker: a busy guest then delays nobody else's tasks, and the
+        // OS scheduler, not epoch tick boundaries, shares the cores between
+        // tenants. The concurrency gate bounds how many such threads a
+        // tenant can hold.
+        let ran = tokio::task::spawn_blocking(move || {
+            let call = async {
+                let instance = pre.instantiate_async(&mut store).await?;
+                instance
+                    .warden_agent_handler()
+                    .call_handle(&mut store, &input)
+                    .await
+            };
+            // The wall clock covers host calls too: a guest blocked in a host
+            // wait is stopped here, where epoch ticks cannot reach it.
+            let called = handle.block_on(tokio::time::timeout(wall_timeout, call));
+            (store.into_data(), called)
+        })
+        .await;
+        let (state, called) = match ran {
+            Ok(ran) => ran,
+            Err(join) => {
+                tracing::error!(tenant = %scope.tenant, error = %join, "invocation thread failed");
+                let reason = "the host thread running the guest failed; this is a warden bug, \
+                              please report it"
+                    .to_owned();
+                return Ok(RunEnd::Error(InvokeError::Trap {
+                    agent: name.clone(),
+                    reason,
+                }));
+            }
         };
-        // The wall clock covers host calls too: a guest blocked in a host
-        // wait is stopped here, where epoch ticks cannot reach it.
-        let called = tokio::time::timeout(limits.wall_timeout, call).await;
-
-        let state = store.into_data();
         for (limit, times, detail) in state.limiter.hits() {
             self.limit_hit(log, scope, limit, detail.to_owned(), times)?;
         }
