@@ -228,18 +228,28 @@ pub fn emit(
 /// Longest guest-supplied name (key, prefix) recorded in an event, in bytes.
 pub const MAX_RESOURCE_BYTES: usize = 1024;
 
+/// Longest free text (an agent's error message, a trap reason) recorded in an
+/// event, in bytes.
+pub const MAX_TEXT_BYTES: usize = 4096;
+
 /// `resource` as recorded: the guest's own spelling, cut at
-/// [`MAX_RESOURCE_BYTES`] on a character boundary and marked with its full
-/// size, so that a guest cannot grow the audit trail by megabytes per call.
+/// [`MAX_RESOURCE_BYTES`] by [`bounded`], so that a guest cannot grow the
+/// audit trail by megabytes per call.
 pub fn bounded_resource(resource: &str) -> String {
-    if resource.len() <= MAX_RESOURCE_BYTES {
-        return resource.to_owned();
+    bounded(resource, MAX_RESOURCE_BYTES)
+}
+
+/// `text` cut at `max` bytes on a character boundary and marked with its
+/// full size; unchanged when it fits.
+pub fn bounded(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
     }
-    let mut end = MAX_RESOURCE_BYTES;
-    while !resource.is_char_boundary(end) {
+    let mut end = max;
+    while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}[cut: {} bytes]", &resource[..end], resource.len())
+    format!("{}[cut: {} bytes]", &text[..end], text.len())
 }
 
 /// sha256 of `bytes` as hex, the form values take in audit events.

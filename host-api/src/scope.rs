@@ -91,6 +91,70 @@ impl fmt::Debug for TenantId {
     }
 }
 
+/// Longest actor name accepted, in bytes.
+pub const MAX_ACTOR_BYTES: usize = 128;
+
+/// Checks an actor name: who caused an invocation or an operator change.
+///
+/// Actors are recorded in every event, so they must be short and printable:
+/// 1 to [`MAX_ACTOR_BYTES`] bytes, no control, invisible or bidirectional
+/// characters (which could make one actor read as another in a report).
+///
+/// # Errors
+///
+/// Returns a one-line message naming the rule broken.
+pub fn validate_actor(actor: &str) -> Result<(), String> {
+    if actor.is_empty() {
+        return Err("actor is empty; name who is acting".into());
+    }
+    if actor.len() > MAX_ACTOR_BYTES {
+        return Err(format!(
+            "actor is {} bytes, over the maximum of {MAX_ACTOR_BYTES}; use a shorter name",
+            actor.len()
+        ));
+    }
+    if actor.chars().any(|c| c.is_control() || is_hidden(c)) {
+        return Err(format!(
+            "actor {actor:?} contains a control or invisible character; use printable text"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `c` is invisible or reorders text: Unicode format characters
+/// (zero-width, bidirectional controls, soft hyphen, byte order mark) and
+/// the line and paragraph separators. Two strings differing only in such
+/// characters look the same to a person reading a report.
+pub fn is_hidden(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}'
+            | '\u{061c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    )
+}
+
+/// `text` with control and hidden characters escaped (`\n`, `\u{202e}`), for
+/// printing guest- or operator-supplied text to a terminal or a report where
+/// it must not be able to forge a line or hide itself.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || is_hidden(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A sha256 digest, shown as lower-case hex.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest(pub [u8; 32]);
@@ -170,6 +234,29 @@ mod tests {
             let err = TenantId::new(id).unwrap_err().to_string();
             assert!(err.contains(want), "{id:?}: {err}");
         }
+    }
+
+    #[test]
+    fn actors_must_be_short_and_printable() {
+        assert!(validate_actor("alice@example.com").is_ok());
+        for bad in ["", "bob\nroot", "a\u{202e}b", "\u{1}"] {
+            assert!(validate_actor(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            validate_actor(&"a".repeat(MAX_ACTOR_BYTES + 1))
+                .unwrap_err()
+                .contains("over")
+        );
+    }
+
+    #[test]
+    fn printable_escapes_what_could_forge_a_line() {
+        assert_eq!(
+            printable("ok\nerror: fake\r\u{1b}[2K"),
+            "ok\\nerror: fake\\r\\u{1b}[2K"
+        );
+        assert_eq!(printable("a\u{202e}b"), "a\\u{202e}b");
+        assert_eq!(printable("café"), "café");
     }
 
     #[test]

@@ -20,7 +20,8 @@
 //! - [`state`]: tenant records in SQLite, written per invocation through a
 //!   transaction;
 //! - [`audit`]: the per-tenant audit log and its verifier;
-//! - [`runtime`]: [`Runtime`] and [`RuntimeBuilder`].
+//! - [`runtime`]: [`Runtime`] and [`RuntimeBuilder`];
+//! - [`toml_file`]: bounded reads of operator files and one-line TOML errors.
 //!
 //! The `warden` binary is a thin command-line layer over this crate.
 
@@ -33,6 +34,7 @@ pub mod manifest;
 pub mod runtime;
 pub mod state;
 pub mod tenant;
+pub mod toml_file;
 
 pub use agent::{Agent, LoadError};
 pub use runtime::{AuditDurability, InvokeError, Runtime, RuntimeBuilder};

@@ -8,6 +8,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use warden_host_api::scope::{printable, validate_actor};
 use warden_runtime::{InvokeError, Runtime, TenantId, audit, tenant::limits};
 
 mod show;
@@ -87,8 +88,9 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            // One line: the chain joined with ": ".
-            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            // One line: the chain joined with ": ", with any control or
+            // invisible characters (from a guest or a file) escaped.
+            eprintln!("error: {}", printable(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -135,12 +137,18 @@ fn run(
     // written: a bad tenant, input or manifest leaves the data directory as
     // it was.
     let tenant = TenantId::new(tenant)?;
+    let actor = match actor {
+        Some(actor) => {
+            validate_actor(&actor).map_err(|e| anyhow::anyhow!("--actor: {e}"))?;
+            actor
+        }
+        None => os_user(),
+    };
     // The tenant's own max_input_bytes is checked again by the runtime; this
     // bound only keeps a huge file from being read into memory at all.
     let input = read_input(input, limits::MAX_INPUT_BYTES_CEILING)?;
     let runtime = Runtime::builder(data_dir).build()?;
     let agent = runtime.load_agent(manifest)?;
-    let actor = actor.unwrap_or_else(os_user);
 
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -158,7 +166,7 @@ fn run(
             Ok(ExitCode::SUCCESS)
         }
         Err(e @ (InvokeError::InvalidInput { .. } | InvokeError::Failed { .. })) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", printable(&e.to_string()));
             Ok(ExitCode::FAILURE)
         }
         Err(e) => Err(e.into()),
@@ -195,10 +203,12 @@ fn read_input(input: &str, max: u64) -> anyhow::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// The OS user, or `unknown` when the environment names none that is a
+/// valid actor.
 fn os_user() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .ok()
-        .filter(|u| !u.is_empty())
+        .filter(|u| validate_actor(u).is_ok())
         .unwrap_or_else(|| "unknown".into())
 }

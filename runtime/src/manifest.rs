@@ -6,6 +6,8 @@
 
 mod file;
 
+use crate::toml_file::{MAX_CONFIG_FILE_BYTES, read_bounded};
+
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -64,10 +66,11 @@ impl Manifest {
     ///
     /// Returns [`ManifestError`] naming the file and the offending entry.
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
-        let bytes = std::fs::read(path).map_err(|source| ManifestError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes =
+            read_bounded(path, MAX_CONFIG_FILE_BYTES).map_err(|source| ManifestError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
         let invalid = |message: String| ManifestError::Invalid {
             path: path.to_owned(),
             message,

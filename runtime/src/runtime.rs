@@ -50,6 +50,7 @@ use crate::{
         limiter::TenantLimiter,
         limits::{Ceilings, DEFAULT_MAX_STREAM_BYTES, MAX_STREAM_LINE_BYTES, TenantLimits},
     },
+    toml_file::{MAX_COMPONENT_FILE_BYTES, read_bounded},
 };
 
 /// Default largest memory a pool slot holds: 512 MiB. A tenant's
@@ -218,7 +219,7 @@ pub enum InvokeError {
         reason: String,
     },
     /// The invocation's writes could not be committed; none were applied.
-    #[error("agent {agent} finished but its writes were rolled back: {source}")]
+    #[error("agent {agent} finished but its writes were rolled back")]
     Commit {
         /// The agent.
         agent: String,
@@ -226,6 +227,9 @@ pub enum InvokeError {
         #[source]
         source: CommitError,
     },
+    /// The actor is not a valid actor name.
+    #[error("{0}")]
+    Actor(String),
     /// The tenant could not be loaded.
     #[error(transparent)]
     Tenant(#[from] TenantError),
@@ -329,9 +333,11 @@ impl Runtime {
     pub fn load_agent(&self, manifest_path: &Path) -> Result<Agent, LoadError> {
         let manifest = Manifest::load(manifest_path)?;
         let path = manifest.component_path.clone();
-        let bytes = std::fs::read(&path).map_err(|source| LoadError::ComponentRead {
-            path: path.clone(),
-            source,
+        let bytes = read_bounded(&path, MAX_COMPONENT_FILE_BYTES).map_err(|source| {
+            LoadError::ComponentRead {
+                path: path.clone(),
+                source,
+            }
         })?;
         check_preamble(&path, &bytes)?;
         let digest = Digest::of(&bytes);
@@ -466,6 +472,7 @@ impl Runtime {
         input: &[u8],
         actor: &str,
     ) -> Result<Vec<u8>, InvokeError> {
+        warden_host_api::scope::validate_actor(actor).map_err(InvokeError::Actor)?;
         let state = self.tenants.get(tenant)?;
         let log = &state.log;
         let limits = state.config.limits;
@@ -729,8 +736,8 @@ impl Runtime {
         for (limit, times) in state.agent.limit_hits() {
             self.count_hit(&scope.tenant, limit, u64::from(times));
         }
-        self.record_streams(log, scope, &stdout, StreamName::Stdout)?;
-        self.record_streams(log, scope, &stderr, StreamName::Stderr)?;
+        let stdout_full = self.record_streams(log, scope, &stdout, StreamName::Stdout)?;
+        let stderr_full = self.record_streams(log, scope, &stderr, StreamName::Stderr)?;
 
         let trap = |reason: String| {
             RunEnd::Error(InvokeError::Trap {
@@ -757,15 +764,17 @@ impl Runtime {
                 trap(reason)
             }
             Ok(Ok(Ok(output))) => RunEnd::Output(output),
+            // The agent's message is guest text: bounded before it reaches
+            // the audit trail, the caller or a terminal.
             Ok(Ok(Err(handler::Error::InvalidInput(message)))) => {
                 RunEnd::Error(InvokeError::InvalidInput {
                     agent: name.clone(),
-                    message,
+                    message: audit::bounded(&message, audit::MAX_TEXT_BYTES),
                 })
             }
             Ok(Ok(Err(handler::Error::Failed(message)))) => RunEnd::Error(InvokeError::Failed {
                 agent: name.clone(),
-                message,
+                message: audit::bounded(&message, audit::MAX_TEXT_BYTES),
             }),
             Ok(Err(e)) => {
                 if let Some(audit) = e.downcast_ref::<AuditError>() {
@@ -783,23 +792,34 @@ impl Runtime {
                     return Ok(trap(reason));
                 }
                 let mut reason = trap_reason(&e);
-                if let Some((limit, _, detail)) = state.limiter.hits().next() {
+                if let Some(limit) = count_limit(&reason) {
+                    self.limit_hit(log, scope, limit, reason.clone(), 1)?;
+                    reason = format!("{limit} reached: {reason}");
+                } else if let Some((limit, _, detail)) = state.limiter.hits().next() {
                     reason = format!("{reason} after reaching {limit} ({detail})");
+                } else if stdout_full || stderr_full {
+                    reason = format!("{reason} after filling its std stream capture");
                 }
-                trap(reason)
+                trap(audit::bounded(&reason, audit::MAX_TEXT_BYTES))
             }
         })
     }
 
+    /// Records what the guest wrote to one stream, one event per line up to
+    /// [`MAX_STREAM_LINE_EVENTS`] lines, then one event summarising the rest
+    /// by size and digest, so that a guest printing many short lines cannot
+    /// flood the audit trail. Returns whether the capture was full, which is
+    /// also recorded as a limit hit.
     fn record_streams(
         &self,
         log: &AuditLog,
         scope: &InstanceScope,
         pipe: &MemoryOutputPipe,
         stream: StreamName,
-    ) -> Result<(), AuditError> {
+    ) -> Result<bool, AuditError> {
         let bytes = pipe.contents();
-        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let mut lines = bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+        for line in lines.by_ref().take(MAX_STREAM_LINE_EVENTS) {
             let text = if line.len() > MAX_STREAM_LINE_BYTES {
                 let cut = String::from_utf8_lossy(&line[..MAX_STREAM_LINE_BYTES]);
                 format!(
@@ -811,7 +831,26 @@ impl Runtime {
             };
             audit::emit(log, scope, EventBody::StreamLine { stream, line: text })?;
         }
-        Ok(())
+        let rest: Vec<&[u8]> = lines.collect();
+        if !rest.is_empty() {
+            let joined = rest.join(&b'\n');
+            let line = format!(
+                "[{} more lines, {} bytes, not recorded one by one; sha256 {}]",
+                rest.len(),
+                joined.len(),
+                audit::value_digest(&joined)
+            );
+            audit::emit(log, scope, EventBody::StreamLine { stream, line })?;
+        }
+        let full = bytes.len() >= DEFAULT_MAX_STREAM_BYTES;
+        if full {
+            let detail = format!(
+                "{stream:?} capture of {DEFAULT_MAX_STREAM_BYTES} bytes is full; later writes failed in \
+                 the guest"
+            );
+            self.limit_hit(log, scope, "max_stream_bytes", detail, 1)?;
+        }
+        Ok(full)
     }
 
     fn next_invocation_id(&self) -> String {
@@ -820,6 +859,25 @@ impl Runtime {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
         format!("{ms:x}-{:x}-{n}", std::process::id())
+    }
+}
+
+/// Most lines of one std stream recorded as separate events per invocation.
+pub const MAX_STREAM_LINE_EVENTS: usize = 256;
+
+/// The tenant limit behind a wasmtime "count too high" error: the limiter
+/// reports counts, and wasmtime refuses the instantiation that exceeds them.
+fn count_limit(reason: &str) -> Option<&'static str> {
+    if reason.contains("instance count too high") {
+        Some("max_instances")
+    } else if reason.contains("table count too high") {
+        Some("max_tables")
+    } else if reason.contains("memory count too high") {
+        Some("max_memories")
+    } else if reason.contains("max_host_calls") {
+        Some("max_host_calls")
+    } else {
+        None
     }
 }
 

@@ -8,6 +8,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use serde_json::Value;
+use warden_host_api::scope::printable;
 use warden_runtime::audit::StoredLine;
 
 pub(crate) fn show(path: &Path, json: bool) -> anyhow::Result<()> {
@@ -40,9 +41,11 @@ pub(crate) fn show(path: &Path, json: bool) -> anyhow::Result<()> {
 }
 
 fn describe(seq: u64, e: &Value) -> String {
-    let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("");
+    let s = |k: &str| printable(e.get(k).and_then(Value::as_str).unwrap_or(""));
     let b = e.get("body").cloned().unwrap_or(Value::Null);
-    let bs = |k: &str| b.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    // Guest text (decisions, stream lines, messages) is escaped so that it
+    // cannot forge a line of this report or hide characters in it.
+    let bs = |k: &str| printable(b.get(k).and_then(Value::as_str).unwrap_or(""));
     let time = e
         .get("time_unix_ms")
         .and_then(Value::as_u64)

@@ -7,6 +7,7 @@ mod harness;
 mod invoice;
 mod isolation;
 mod limits;
+mod regression;
 mod rollback;
 mod tamper;
 

@@ -4,7 +4,7 @@
 use tracing::debug_span;
 
 use super::{
-    AgentCtx,
+    AgentCtx, REFUSALS_BEFORE_TRAP,
     bindings::warden::agent::{decisions, records},
     scope::{Need, canonical_prefix, validate_key},
 };
@@ -55,18 +55,28 @@ impl AgentCtx {
         *self.limit_hits.entry(limit).or_default() += 1;
     }
 
-    /// Counts a call against the per-invocation cap; `Err` holds the refusal
-    /// text once the cap is passed.
-    fn count_call(&mut self) -> Result<(), String> {
+    /// Counts a call against the per-invocation cap; `Ok(Err(_))` holds the
+    /// refusal text once the cap is passed.
+    ///
+    /// A guest that keeps calling after [`REFUSALS_BEFORE_TRAP`] refusals is
+    /// trapped: each refusal is an audit event, and a loop of refused calls
+    /// would otherwise grow the audit trail until the CPU deadline.
+    fn count_call(&mut self) -> wasmtime::Result<Result<(), String>> {
         self.host_calls = self.host_calls.saturating_add(1);
-        if self.host_calls > self.limits.max_host_calls {
+        let max = self.limits.max_host_calls;
+        if self.host_calls > max {
             self.hit("max_host_calls");
-            return Err(format!(
-                "host calls per invocation exceed max_host_calls ({})",
-                self.limits.max_host_calls
-            ));
+            if self.host_calls - max > REFUSALS_BEFORE_TRAP {
+                return Err(wasmtime::Error::msg(format!(
+                    "max_host_calls ({max}) reached and the guest kept calling after \
+                     {REFUSALS_BEFORE_TRAP} refusals"
+                )));
+            }
+            return Ok(Err(format!(
+                "host calls per invocation exceed max_host_calls ({max})"
+            )));
         }
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// Runs the checks every records call shares: the call cap, the key
@@ -78,7 +88,7 @@ impl AgentCtx {
         need: Need,
         allow_trailing_slash: bool,
     ) -> wasmtime::Result<Result<String, records::Error>> {
-        if let Err(reason) = self.count_call() {
+        if let Err(reason) = self.count_call()? {
             self.deny(call, reason.clone())?;
             return Ok(Err(records::Error::LimitReached(reason)));
         }
@@ -172,6 +182,18 @@ impl records::Host for AgentCtx {
                 self.limits.max_value_bytes
             );
             self.hit("max_value_bytes");
+            self.deny(&call, why.clone())?;
+            return Ok(Err(records::Error::LimitReached(why)));
+        }
+        // Pending writes stay in host memory until the invocation commits;
+        // their total is bounded per invocation.
+        let pending = self.store.pending_write_bytes() + (key.len() + value.len()) as u64;
+        if pending > self.limits.max_write_bytes {
+            let why = format!(
+                "invocation would hold {pending} bytes of pending writes, over max_write_bytes ({})",
+                self.limits.max_write_bytes
+            );
+            self.hit("max_write_bytes");
             self.deny(&call, why.clone())?;
             return Ok(Err(records::Error::LimitReached(why)));
         }
@@ -299,7 +321,7 @@ impl decisions::Host for AgentCtx {
             function: "record",
             resource: "decision",
         };
-        if let Err(reason) = self.count_call() {
+        if let Err(reason) = self.count_call()? {
             self.deny(&call, reason.clone())?;
             return Ok(Err(decisions::Error::LimitReached(reason)));
         }

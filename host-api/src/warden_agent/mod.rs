@@ -47,10 +47,17 @@ pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_LIST_KEYS: usize = 1000;
 /// Default cap on host calls of all kinds in one invocation.
 pub const DEFAULT_MAX_HOST_CALLS: u32 = 10_000;
+/// Refused calls past `max_host_calls` a guest may make before it is
+/// trapped: each refusal is an audit event, and a loop of refused calls would
+/// otherwise grow the audit trail until the CPU deadline.
+pub const REFUSALS_BEFORE_TRAP: u32 = 16;
 /// Default cap on decisions recorded in one invocation.
 pub const DEFAULT_MAX_DECISIONS: u32 = 100;
 /// Default cap on each text field of a decision: 4 KiB.
 pub const DEFAULT_MAX_DECISION_TEXT_BYTES: usize = 4 * 1024;
+/// Default cap on the bytes of writes one invocation holds before it
+/// commits: 64 MiB.
+pub const DEFAULT_MAX_WRITE_BYTES: u64 = 64 * 1024 * 1024;
 /// Default cap on the bytes (keys plus values) one tenant holds: 256 MiB.
 pub const DEFAULT_MAX_STORED_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -79,6 +86,11 @@ pub struct AgentLimits {
     /// on every `put` against [`RecordStore::stored_bytes`]. Default
     /// [`DEFAULT_MAX_STORED_BYTES`] (256 MiB).
     pub max_stored_bytes: u64,
+    /// Most bytes (keys plus values) of writes one invocation may hold
+    /// before it commits, checked on every `put` against
+    /// [`RecordStore::pending_write_bytes`]. Default
+    /// [`DEFAULT_MAX_WRITE_BYTES`] (64 MiB).
+    pub max_write_bytes: u64,
 }
 
 impl Default for AgentLimits {
@@ -91,6 +103,7 @@ impl Default for AgentLimits {
             max_decisions: DEFAULT_MAX_DECISIONS,
             max_decision_text_bytes: DEFAULT_MAX_DECISION_TEXT_BYTES,
             max_stored_bytes: DEFAULT_MAX_STORED_BYTES,
+            max_write_bytes: DEFAULT_MAX_WRITE_BYTES,
         }
     }
 }
@@ -131,6 +144,12 @@ pub trait RecordStore: Send {
     ///
     /// Returns [`StoreError`] when the backend fails.
     fn stored_bytes(&mut self, tenant: &TenantId) -> Result<u64, StoreError>;
+
+    /// Bytes (keys plus values) of writes this store holds that are not yet
+    /// committed; zero for a store that writes through.
+    fn pending_write_bytes(&mut self) -> u64 {
+        0
+    }
 
     /// Keys equal to `prefix` or under `prefix/`, in byte order, at most
     /// `limit` of them.

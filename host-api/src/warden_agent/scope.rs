@@ -64,8 +64,9 @@ pub enum KeyError {
         /// The maximum.
         max: usize,
     },
-    /// Holds a control character (including NUL).
-    #[error("key contains a control character")]
+    /// Holds a control character (including NUL) or an invisible or
+    /// bidirectional one.
+    #[error("key contains a control or invisible character")]
     ControlCharacter,
     /// Has an empty, `.` or `..` segment.
     #[error("key has an empty, '.' or '..' segment")]
@@ -114,7 +115,12 @@ pub fn validate_key(
     if body.is_empty() {
         return Err(KeyError::Empty);
     }
-    if key.chars().any(char::is_control) {
+    // Invisible and bidirectional characters would let two keys that read
+    // the same in a report name different records.
+    if key
+        .chars()
+        .any(|c| c.is_control() || crate::scope::is_hidden(c))
+    {
         return Err(KeyError::ControlCharacter);
     }
     if body
@@ -201,6 +207,9 @@ mod tests {
             ("/", true, Err(KeyError::Empty)),
             ("a\0b", false, Err(KeyError::ControlCharacter)),
             ("a\nb", false, Err(KeyError::ControlCharacter)),
+            ("a/\u{202e}b", false, Err(KeyError::ControlCharacter)),
+            ("a/\u{200b}", false, Err(KeyError::ControlCharacter)),
+            ("a/\u{2028}", false, Err(KeyError::ControlCharacter)),
             ("a/../b", false, Err(KeyError::BadSegment)),
             ("./a", false, Err(KeyError::BadSegment)),
             ("a//b", false, Err(KeyError::BadSegment)),

@@ -36,16 +36,5 @@ pub(super) struct RecordGrantFile {
 
 /// Parses `text`; the error is one line naming the offending entry.
 pub(super) fn parse(text: &str) -> Result<ManifestFile, String> {
-    toml::from_str(text).map_err(|e| {
-        // toml's Display spans several lines with a source excerpt; keep the
-        // message and the line number on one line for the operator.
-        let line = e
-            .span()
-            .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-        let msg = e.message().trim().to_owned();
-        match line {
-            Some(line) => format!("line {line}: {msg}"),
-            None => msg,
-        }
-    })
+    crate::toml_file::parse(text)
 }

@@ -56,6 +56,8 @@ struct Pending {
     base_usage: Option<u64>,
     /// Change in stored bytes the pending writes make.
     delta: i64,
+    /// Bytes of keys and values held in `writes`.
+    held: u64,
 }
 
 /// A handle on one invocation's pending writes. Clones share them.
@@ -86,6 +88,7 @@ impl Transaction {
             writes: BTreeMap::new(),
             base_usage: None,
             delta: 0,
+            held: 0,
         };
         Self {
             pending: Arc::new(Mutex::new(pending)),
@@ -109,6 +112,7 @@ impl Transaction {
         let n = p.writes.len() as u64;
         p.writes.clear();
         p.delta = 0;
+        p.held = 0;
         n
     }
 
@@ -130,7 +134,13 @@ impl Transaction {
             source,
         };
         let mut conn = p.records.lock();
-        let tx = conn.transaction().map_err(sql)?;
+        // IMMEDIATE takes the write lock at BEGIN: a deferred transaction that
+        // reads first and then writes fails at once with SQLITE_BUSY when
+        // another process committed meanwhile, without waiting out the busy
+        // timeout.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
         let mut delta: i64 = 0;
         for (key, value) in &p.writes {
             let old: Option<i64> = tx
@@ -184,6 +194,7 @@ impl Transaction {
         let n = p.writes.len() as u64;
         p.writes.clear();
         p.delta = 0;
+        p.held = 0;
         p.base_usage = None;
         Ok(n)
     }
@@ -215,7 +226,19 @@ impl Pending {
     }
 }
 
+/// Bytes a replaced pending write held.
+fn held_by(key: &str, replaced: Option<Option<Vec<u8>>>) -> u64 {
+    match replaced {
+        None => 0,
+        Some(value) => (key.len() + value.map_or(0, |v| v.len())) as u64,
+    }
+}
+
 impl RecordStore for Transaction {
+    fn pending_write_bytes(&mut self) -> u64 {
+        self.lock().held
+    }
+
     fn get(&mut self, tenant: &TenantId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let mut p = self.lock();
         p.check_tenant(tenant)?;
@@ -227,7 +250,8 @@ impl RecordStore for Transaction {
         p.check_tenant(tenant)?;
         let old = p.current(key)?;
         p.delta = p.delta - old.map_or(0, |v| size(key, &v)) + size(key, value);
-        p.writes.insert(key.to_owned(), Some(value.to_vec()));
+        let replaced = p.writes.insert(key.to_owned(), Some(value.to_vec()));
+        p.held = p.held + (key.len() + value.len()) as u64 - held_by(key, replaced);
         Ok(())
     }
 
@@ -238,7 +262,8 @@ impl RecordStore for Transaction {
             return Ok(false);
         };
         p.delta -= size(key, &old);
-        p.writes.insert(key.to_owned(), None);
+        let replaced = p.writes.insert(key.to_owned(), None);
+        p.held = p.held + key.len() as u64 - held_by(key, replaced);
         Ok(true)
     }
 

@@ -15,6 +15,8 @@ use std::{
 
 use thiserror::Error;
 
+use crate::toml_file::{MAX_CONFIG_FILE_BYTES, read_bounded};
+
 use super::{
     TenantId,
     limits::{Ceilings, LimitError, TenantLimits},
@@ -69,12 +71,18 @@ impl TenantConfig {
         ceilings: &Ceilings,
     ) -> Result<Self, ConfigError> {
         let path = config_path(data_dir, tenant);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
+        let bytes = match read_bounded(&path, MAX_CONFIG_FILE_BYTES) {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Self { limits: *defaults });
             }
             Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        let Ok(text) = String::from_utf8(bytes) else {
+            return Err(ConfigError::Invalid {
+                path,
+                message: "file is not valid UTF-8".into(),
+            });
         };
         Self::parse(&text, defaults, ceilings)
             .map_err(|message| ConfigError::Invalid { path, message })
@@ -131,6 +139,11 @@ impl TenantConfig {
                 "max_stored_bytes",
                 l.max_stored_bytes,
                 defaults.max_stored_bytes,
+            ),
+            max_write_bytes: int(
+                "max_write_bytes",
+                l.max_write_bytes,
+                defaults.max_write_bytes,
             ),
         };
         if let Some(text) = &l.cpu_timeout {

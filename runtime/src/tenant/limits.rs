@@ -33,6 +33,8 @@ pub const DEFAULT_MAX_INPUT_BYTES: u64 = 1024 * 1024;
 pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 1024 * 1024;
 /// Default host calls per invocation: 10,000.
 pub const DEFAULT_MAX_HOST_CALLS: u64 = 10_000;
+/// Default bytes of writes one invocation may hold before commit: 64 MiB.
+pub const DEFAULT_MAX_WRITE_BYTES: u64 = 64 * 1024 * 1024;
 /// Default bytes of records (keys plus values) one tenant may store: 256 MiB.
 pub const DEFAULT_MAX_STORED_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -86,6 +88,9 @@ pub struct TenantLimits {
     /// Bytes of records (keys plus values) the tenant may hold in total.
     /// Default [`DEFAULT_MAX_STORED_BYTES`].
     pub max_stored_bytes: u64,
+    /// Bytes (keys plus values) of writes one invocation may hold in host
+    /// memory before it commits. Default [`DEFAULT_MAX_WRITE_BYTES`].
+    pub max_write_bytes: u64,
 }
 
 impl Default for TenantLimits {
@@ -104,6 +109,7 @@ impl Default for TenantLimits {
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             max_host_calls: DEFAULT_MAX_HOST_CALLS,
             max_stored_bytes: DEFAULT_MAX_STORED_BYTES,
+            max_write_bytes: DEFAULT_MAX_WRITE_BYTES,
         }
     }
 }
@@ -206,6 +212,7 @@ impl TenantLimits {
         check("max_output_bytes", self.max_output_bytes, 1, 64 * MIB)?;
         check("max_host_calls", self.max_host_calls, 1, 10_000_000)?;
         check("max_stored_bytes", self.max_stored_bytes, 1024, 1 << 50)?;
+        check("max_write_bytes", self.max_write_bytes, 1024, 1 << 30)?;
         Ok(())
     }
 
@@ -214,6 +221,7 @@ impl TenantLimits {
         AgentLimits {
             max_host_calls: u32::try_from(self.max_host_calls).unwrap_or(u32::MAX),
             max_stored_bytes: self.max_stored_bytes,
+            max_write_bytes: self.max_write_bytes,
             ..AgentLimits::default()
         }
     }

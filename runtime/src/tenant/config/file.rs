@@ -38,17 +38,9 @@ pub(super) struct LimitsFile {
     pub(super) max_output_bytes: Option<i64>,
     pub(super) max_host_calls: Option<i64>,
     pub(super) max_stored_bytes: Option<i64>,
+    pub(super) max_write_bytes: Option<i64>,
 }
 
 pub(super) fn parse(text: &str) -> Result<TenantFile, String> {
-    toml::from_str(text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-        let msg = e.message().trim().to_owned();
-        match line {
-            Some(line) => format!("line {line}: {msg}"),
-            None => msg,
-        }
-    })
+    crate::toml_file::parse(text)
 }

@@ -9,6 +9,8 @@
 //! - `decide SUBJECT OUTCOME REASON...`;
 //! - `say TEXT...` prints to stdout, `warn TEXT...` to stderr;
 //! - `put-big KEY SIZE` stores SIZE bytes; `fill PREFIX N` stores N keys;
+//! - `hammer N KEY` calls `get KEY` N times ignoring every answer;
+//! - `print-lines N` prints N numbered lines to stdout;
 //! - `repeat N get KEY` runs `get KEY` N times and reports the first error;
 //! - `fail TEXT...` returns the agent's `failed` error;
 //! - `panic` panics (a trap); `loop` never returns (the deadline).
@@ -78,6 +80,21 @@ fn run(words: &[&str], line: &str) -> Result<String, Error> {
                 }
             }
             first_err.unwrap_or_else(|| "ok".to_owned())
+        }
+        "hammer" => {
+            // Keeps calling whatever the answers, as a runaway loop would.
+            let n: u32 = arg(1).parse().unwrap_or(0);
+            for _ in 0..n {
+                let _ = records::get(arg(2));
+            }
+            "ok".to_owned()
+        }
+        "print-lines" => {
+            let n: u32 = arg(1).parse().unwrap_or(0);
+            for i in 0..n {
+                println!("line {i}");
+            }
+            "ok".to_owned()
         }
         "say" => {
             println!("{}", rest(1));
