@@ -32,6 +32,9 @@ pub struct EngineSettings {
     pub max_memory_bytes: usize,
     /// Largest table one pool slot holds, in elements.
     pub max_table_elements: usize,
+    /// Whether guest code consumes fuel, for deterministic CPU metering.
+    /// Costs some speed on every instruction, so it is off unless asked for.
+    pub fuel: bool,
     /// Component instances the pool holds at once.
     pub pool_instances: u32,
 }
@@ -62,6 +65,7 @@ pub fn build_engine(settings: EngineSettings) -> wasmtime::Result<Engine> {
     config
         .wasm_component_model(true)
         .epoch_interruption(true)
+        .consume_fuel(settings.fuel)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)
 }

@@ -46,6 +46,10 @@ enum Command {
         /// Who is running it, for the audit trail; defaults to the OS user.
         #[arg(long)]
         actor: Option<String>,
+        /// Meter guest code with fuel, so that the tenant's `max_fuel` ends
+        /// the run after a deterministic amount of work.
+        #[arg(long)]
+        fuel: bool,
     },
     /// Read and check audit trails.
     Audit {
@@ -103,7 +107,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             tenant,
             input,
             actor,
-        } => run(&cli.data_dir, &manifest, &tenant, &input, actor),
+            fuel,
+        } => run(&cli.data_dir, &manifest, &tenant, &input, actor, fuel),
         Command::Audit {
             command: AuditCommand::Show { tenant, json },
         } => {
@@ -132,6 +137,7 @@ fn run(
     tenant: &str,
     input: &str,
     actor: Option<String>,
+    fuel: bool,
 ) -> anyhow::Result<ExitCode> {
     // Everything the operator supplied is checked before anything is
     // written: a bad tenant, input or manifest leaves the data directory as
@@ -147,7 +153,7 @@ fn run(
     // The tenant's own max_input_bytes is checked again by the runtime; this
     // bound only keeps a huge file from being read into memory at all.
     let input = read_input(input, limits::MAX_INPUT_BYTES_CEILING)?;
-    let runtime = Runtime::builder(data_dir).build()?;
+    let runtime = Runtime::builder(data_dir).fuel_metering(fuel).build()?;
     let agent = runtime.load_agent(manifest)?;
 
     let tokio = tokio::runtime::Builder::new_multi_thread()

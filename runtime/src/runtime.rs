@@ -80,6 +80,7 @@ pub struct RuntimeBuilder {
     default_limits: TenantLimits,
     durability: AuditDurability,
     ceilings: Ceilings,
+    fuel: bool,
 }
 
 impl RuntimeBuilder {
@@ -106,7 +107,16 @@ impl RuntimeBuilder {
                 max_table_elements: DEFAULT_POOL_MAX_TABLE_ELEMENTS,
                 pool_instances: u64::from(DEFAULT_POOL_INSTANCES),
             },
+            fuel: false,
         }
+    }
+
+    /// Meters guest code with fuel, so that each tenant's `max_fuel` ends a
+    /// run after a deterministic amount of work. Off by default: it slows
+    /// every guest instruction a little.
+    pub fn fuel_metering(&mut self, enable: bool) -> &mut Self {
+        self.fuel = enable;
+        self
     }
 
     /// Sets the limits of tenants that have no configuration file.
@@ -142,6 +152,7 @@ impl RuntimeBuilder {
             max_table_elements: usize::try_from(self.ceilings.max_table_elements)
                 .unwrap_or(usize::MAX),
             pool_instances: u32::try_from(self.ceilings.pool_instances).unwrap_or(u32::MAX),
+            fuel: self.fuel,
         })
         .map_err(|e| BuildError(one_line(&e)))?;
         let mut linker = Linker::new(&engine);
@@ -158,6 +169,7 @@ impl RuntimeBuilder {
             tenants: Tenants::new(self.data_dir.clone(), self.default_limits, self.ceilings),
             data_dir: self.data_dir.clone(),
             durability: self.durability,
+            fuel: self.fuel,
             invocations: AtomicU64::new(0),
             limit_hits: Mutex::new(BTreeMap::new()),
             _ticker: ticker,
@@ -283,6 +295,7 @@ pub struct Runtime {
     tenants: Tenants,
     data_dir: PathBuf,
     durability: AuditDurability,
+    fuel: bool,
     invocations: AtomicU64,
     limit_hits: Mutex<BTreeMap<(TenantId, &'static str), u64>>,
     _ticker: EpochTicker,
@@ -681,6 +694,14 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
+        if self.fuel {
+            store
+                .set_fuel(limits.max_fuel)
+                .map_err(|e| InvokeError::Trap {
+                    agent: agent.manifest.name.clone(),
+                    reason: one_line(&e),
+                })?;
+        }
         // Every tick the guest yields to the executor and its CPU time is
         // counted; past the tenant's cpu_timeout the callback traps.
         store.set_epoch_deadline(1);
@@ -782,6 +803,11 @@ impl Runtime {
                         tenant: audit.tenant.clone(),
                         reason: audit.reason.clone(),
                     }));
+                }
+                if let Some(Trap::OutOfFuel) = e.downcast_ref::<Trap>() {
+                    let reason = format!("max_fuel reached: consumed {} units", limits.max_fuel);
+                    self.limit_hit(log, scope, "max_fuel", reason.clone(), 1)?;
+                    return Ok(trap(reason));
                 }
                 if e.downcast_ref::<CpuDeadline>().is_some() {
                     let reason = format!(

@@ -351,3 +351,25 @@ async fn a_reused_pool_slot_shows_no_trace_of_the_previous_tenant() {
         "clean"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_fuel_metering_an_endless_loop_ends_at_max_fuel() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::builder(dir.path().join("data"))
+        .fuel_metering(true)
+        .build()
+        .unwrap();
+    let p = InProcess { dir, runtime };
+    let noisy = p.limit(
+        "noisy",
+        TenantLimits {
+            max_fuel: 5_000_000,
+            ..Default::default()
+        },
+    );
+    let agent = p.agent("spin", warden_test_programs::SPIN, &[]);
+    let reason = trap_reason(p.run(&noisy, &agent, "").await);
+    assert_eq!(reason, "max_fuel reached: consumed 5000000 units");
+    limit_event(&p.events(&noisy), "max_fuel");
+    p.neighbour_is_fine().await;
+}

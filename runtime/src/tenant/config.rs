@@ -145,6 +145,7 @@ impl TenantConfig {
                 l.max_write_bytes,
                 defaults.max_write_bytes,
             ),
+            max_fuel: int("max_fuel", l.max_fuel, defaults.max_fuel),
         };
         if let Some(text) = &l.cpu_timeout {
             limits.cpu_timeout = duration("cpu_timeout", text)?;

@@ -33,6 +33,9 @@ pub const DEFAULT_MAX_INPUT_BYTES: u64 = 1024 * 1024;
 pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 1024 * 1024;
 /// Default host calls per invocation: 10,000.
 pub const DEFAULT_MAX_HOST_CALLS: u64 = 10_000;
+/// Default fuel per invocation when the runtime meters fuel: 10 billion
+/// units, a few seconds of guest code.
+pub const DEFAULT_MAX_FUEL: u64 = 10_000_000_000;
 /// Default bytes of writes one invocation may hold before commit: 64 MiB.
 pub const DEFAULT_MAX_WRITE_BYTES: u64 = 64 * 1024 * 1024;
 /// Default bytes of records (keys plus values) one tenant may store: 256 MiB.
@@ -91,6 +94,11 @@ pub struct TenantLimits {
     /// Bytes (keys plus values) of writes one invocation may hold in host
     /// memory before it commits. Default [`DEFAULT_MAX_WRITE_BYTES`].
     pub max_write_bytes: u64,
+    /// Fuel (roughly, WebAssembly instructions) one invocation may consume,
+    /// for deterministic metering. Applies only when the runtime meters fuel
+    /// (`RuntimeBuilder::fuel_metering`); the epoch-based `cpu_timeout`
+    /// applies either way. Default [`DEFAULT_MAX_FUEL`].
+    pub max_fuel: u64,
 }
 
 impl Default for TenantLimits {
@@ -110,6 +118,7 @@ impl Default for TenantLimits {
             max_host_calls: DEFAULT_MAX_HOST_CALLS,
             max_stored_bytes: DEFAULT_MAX_STORED_BYTES,
             max_write_bytes: DEFAULT_MAX_WRITE_BYTES,
+            max_fuel: DEFAULT_MAX_FUEL,
         }
     }
 }
@@ -213,6 +222,7 @@ impl TenantLimits {
         check("max_host_calls", self.max_host_calls, 1, 10_000_000)?;
         check("max_stored_bytes", self.max_stored_bytes, 1024, 1 << 50)?;
         check("max_write_bytes", self.max_write_bytes, 1024, 1 << 30)?;
+        check("max_fuel", self.max_fuel, 1000, 1 << 62)?;
         Ok(())
     }
 

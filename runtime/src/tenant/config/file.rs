@@ -39,6 +39,7 @@ pub(super) struct LimitsFile {
     pub(super) max_host_calls: Option<i64>,
     pub(super) max_stored_bytes: Option<i64>,
     pub(super) max_write_bytes: Option<i64>,
+    pub(super) max_fuel: Option<i64>,
 }
 
 pub(super) fn parse(text: &str) -> Result<TenantFile, String> {
