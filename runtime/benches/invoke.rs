@@ -121,6 +121,7 @@ impl Bare {
             max_memory_bytes: DEFAULT_POOL_MAX_MEMORY_BYTES as usize,
             max_table_elements: DEFAULT_POOL_MAX_TABLE_ELEMENTS as usize,
             pool_instances: DEFAULT_POOL_INSTANCES,
+            fuel: false,
         })
         .unwrap();
         let mut linker = Linker::<BareState>::new(&engine);
