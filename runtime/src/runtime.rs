@@ -342,7 +342,7 @@ impl Runtime {
         };
         let instance_pre = self.linker.instantiate_pre(&component).map_err(world)?;
         let pre = AgentPre::new(instance_pre).map_err(world)?;
-        let grant = Arc::new(manifest.grant.clone());
+        let grant = Arc::new(manifest.grant.records.clone());
         Ok(Agent {
             manifest,
             component_digest: digest,

@@ -177,6 +177,19 @@ pub enum GrantError {
     NoMethods,
 }
 
+impl GrantError {
+    /// The grant entry's field the error is about, as spelled in manifests.
+    pub fn field(&self) -> &'static str {
+        match self {
+            Self::Scheme(_) => "scheme",
+            Self::Wildcard(_) | Self::Host { .. } => "host",
+            Self::Port => "port",
+            Self::PathPrefix(_) => "path_prefix",
+            Self::Method(_) | Self::NoMethods => "methods",
+        }
+    }
+}
+
 /// Why a request was refused. Each message names the rule, never the
 /// host's internals.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
@@ -536,6 +549,11 @@ fn parse_host_pattern(scheme: Scheme, host: &str) -> Result<HostPattern, GrantEr
 }
 
 impl HttpGrant {
+    /// Whether the grant has no rule, and so allows nothing.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
     /// Decides whether `method` may be sent to `target`, before any DNS
     /// lookup. Returns the rule that allows it.
     ///
