@@ -158,6 +158,46 @@ pub enum EventBody {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         old_value_digest: Option<String>,
     },
+    /// One outbound `wasi:http` request and the egress decision on it,
+    /// recorded before any DNS answer is used to connect.
+    HttpRequest {
+        /// The request method, as sent by the guest.
+        method: String,
+        /// An allowed request's canonical URL; a refused request's URL as
+        /// the guest spelt it, cut by [`bounded_resource`]. Query values are
+        /// replaced by `[redacted]` in both, because they often carry tokens
+        /// or personal data.
+        url: String,
+        /// The address the host checked and connects to; absent when the
+        /// request was refused before resolving.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        address: Option<String>,
+        /// Allowed or refused.
+        decision: Decision,
+        /// The grant entry that matched, or the rule that refused.
+        reason: String,
+        /// Who is at fault when the request was refused.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        blame: Option<Blame>,
+    },
+    /// How an allowed outbound request ended.
+    HttpResponse {
+        /// The canonical URL, query values redacted, as in the request event.
+        url: String,
+        /// The response status, when a response arrived.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        status: Option<u16>,
+        /// Why the exchange failed or was cut, when it did.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        error: Option<String>,
+        /// Request body bytes sent.
+        request_bytes: u64,
+        /// Response body bytes received by the guest.
+        response_bytes: u64,
+        /// From the decision to the end of the response body, in
+        /// microseconds.
+        duration_us: u64,
+    },
     /// A limit of the tenant stopped or refused something outside a host
     /// call: a deadline, memory or table growth, concurrency, input or
     /// output size.

@@ -16,6 +16,8 @@
 //! - [`warden_agent`] implements the `warden:agent` package (`records`,
 //!   `decisions`) over an [`warden_agent::AgentCtx`]; its `scope` module is
 //!   the pure decision "may this agent touch this key?".
+//! - [`wasi_http`] guards outbound HTTP (`wasi:http`): its `scope` module
+//!   is the pure decision "may this agent send this request there?".
 //! - [`error`] holds errors shared by capabilities.
 //!
 //! # Example
@@ -50,3 +52,4 @@ pub mod audit;
 pub mod error;
 pub mod scope;
 pub mod warden_agent;
+pub mod wasi_http;

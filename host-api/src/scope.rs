@@ -7,8 +7,11 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
+
+use crate::{warden_agent::RecordsGrant, wasi_http::HttpGrant};
 
 /// Longest tenant id accepted, in bytes.
 pub const MAX_TENANT_ID_BYTES: usize = 64;
@@ -202,6 +205,21 @@ pub struct InstanceScope {
     pub invocation: String,
     /// Who caused the invocation (an operator, a token's actor).
     pub actor: String,
+}
+
+/// Everything an agent's manifest grants, one part per capability.
+///
+/// The serialized form is what the grant digest in every audit event is
+/// computed over. The records part is flattened and an empty HTTP part is
+/// left out, so that a grant written before egress existed keeps its digest.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentGrant {
+    /// Key prefixes of `warden:agent/records`.
+    #[serde(flatten)]
+    pub records: RecordsGrant,
+    /// Destinations of `wasi:http` requests.
+    #[serde(default, skip_serializing_if = "HttpGrant::is_empty")]
+    pub http: HttpGrant,
 }
 
 #[cfg(test)]

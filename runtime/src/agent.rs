@@ -6,6 +6,7 @@ use thiserror::Error;
 use warden_host_api::{
     scope::Digest,
     warden_agent::{RecordsGrant, bindings::AgentPre},
+    wasi_http::HttpGrant,
 };
 
 use crate::{
@@ -23,6 +24,8 @@ pub struct Agent {
     pub(crate) component_digest: Digest,
     /// The manifest's grant, shared by every invocation's store.
     pub(crate) grant: Arc<RecordsGrant>,
+    /// The manifest's egress grant, shared by every invocation's store.
+    pub(crate) http_grant: Arc<HttpGrant>,
     pub(crate) pre: AgentPre<InstanceState>,
 }
 

@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 use warden_host_api::{
-    scope::Digest,
+    scope::{AgentGrant, Digest},
     warden_agent::{
         PrefixGrant, RecordsGrant,
         scope::{DEFAULT_MAX_KEY_BYTES, canonical_prefix, validate_key},
     },
+    wasi_http::{EgressRule, HttpGrant},
 };
 
 /// Longest agent name accepted, in bytes.
@@ -30,7 +31,7 @@ pub struct Manifest {
     /// The component file, resolved against the manifest's directory.
     pub component_path: PathBuf,
     /// What the agent may touch.
-    pub grant: RecordsGrant,
+    pub grant: AgentGrant,
     /// sha256 of the manifest file's bytes.
     pub manifest_digest: Digest,
     /// sha256 of the canonical JSON form of `grant`.
@@ -105,7 +106,27 @@ impl Manifest {
                 access: entry.access,
             });
         }
-        let grant = RecordsGrant { prefixes };
+        let mut rules = Vec::with_capacity(parsed.grants.http.len());
+        for (i, entry) in parsed.grants.http.iter().enumerate() {
+            let rule = EgressRule::new(
+                &entry.scheme,
+                &entry.host,
+                entry.port,
+                entry.path_prefix.as_deref(),
+                entry.methods.as_deref(),
+            )
+            .map_err(|e| invalid(format!("grants.http[{i}].{}: {e}", e.field())))?;
+            if rules.contains(&rule) {
+                return Err(invalid(format!(
+                    "grants.http[{i}] repeats an earlier entry; keep one"
+                )));
+            }
+            rules.push(rule);
+        }
+        let grant = AgentGrant {
+            records: RecordsGrant { prefixes },
+            http: HttpGrant { rules },
+        };
 
         let base = path.parent().unwrap_or(Path::new("."));
         let grant_json = serde_json::to_vec(&grant)
@@ -151,7 +172,8 @@ mod tests {
     #[test]
     fn loads_a_minimal_manifest_with_no_grants() {
         let m = load("name = \"a\"\ncomponent = \"a.wasm\"\n").unwrap();
-        assert!(m.grant.prefixes.is_empty());
+        assert!(m.grant.records.prefixes.is_empty());
+        assert!(m.grant.http.is_empty());
         assert!(m.component_path.ends_with("a.wasm"));
     }
 
@@ -165,9 +187,41 @@ mod tests {
             "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"x\"\naccess = \"read\"\n",
         )
         .unwrap();
-        assert_eq!(a.grant.prefixes[0].prefix, "x");
+        assert_eq!(a.grant.records.prefixes[0].prefix, "x");
         assert_eq!(a.grant_digest, b.grant_digest);
         assert_ne!(a.manifest_digest, b.manifest_digest);
+    }
+
+    #[test]
+    fn records_only_grants_keep_their_digest() {
+        // The digest audit trails carried before egress existed: sha256 of
+        // the records grant alone.
+        let m = load(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"x\"\naccess = \"read\"\n",
+        )
+        .unwrap();
+        let old = serde_json::to_vec(&m.grant.records).unwrap();
+        assert_eq!(m.grant_digest, Digest::of(&old));
+    }
+
+    #[test]
+    fn http_grants_are_canonicalised_and_digested() {
+        let a = load(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.http]]\nscheme = \"https\"\nhost = \"API.Example.com.\"\n",
+        )
+        .unwrap();
+        let b = load(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.http]]\nscheme = \"https\"\nhost = \"api.example.com\"\nport = 443\n",
+        )
+        .unwrap();
+        let c = load(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.http]]\nscheme = \"https\"\nhost = \"api.example.com\"\nport = 8443\n",
+        )
+        .unwrap();
+        assert_eq!(a.grant.http.rules.len(), 1);
+        assert_eq!(a.grant.http, b.grant.http);
+        assert_eq!(a.grant_digest, b.grant_digest);
+        assert_ne!(a.grant_digest, c.grant_digest);
     }
 
     #[test]
@@ -199,6 +253,26 @@ mod tests {
             (
                 "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a\"\naccess = \"read\"\n[[grants.records]]\nprefix = \"a/\"\naccess = \"read-write\"\n",
                 "granted twice",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.http]]\nscheme = \"https\"\nhost = \"a.test\"\n[[grants.http]]\nscheme = \"https\"\nhost = \"*\"\n",
+                "grants.http[1].host: host \"*\" is too broad",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.http]]\nscheme = \"ftp\"\nhost = \"a.test\"\n",
+                "grants.http[0].scheme: scheme \"ftp\" is not supported",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.http]]\nscheme = \"https\"\nhost = \"a.test\"\nverbs = [\"GET\"]\n",
+                "unknown field `verbs`",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.http]]\nscheme = \"https\"\nhost = \"u@a.test\"\n",
+                "grants.http[0].host: host \"u@a.test\" is not valid",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.http]]\nscheme = \"https\"\nhost = \"a.test\"\n[[grants.http]]\nscheme = \"https\"\nhost = \"A.test\"\n",
+                "grants.http[1] repeats an earlier entry",
             ),
         ];
         for (text, want) in cases {

@@ -30,6 +30,7 @@ use warden_host_api::{
         self, AgentCtx,
         bindings::{AgentPre, exports::warden::agent::handler},
     },
+    wasi_http::{self, HttpCtx, HttpLimits, Resolver, SystemResolver},
 };
 use wasmtime::{
     Engine, Store, Trap, UpdateDeadline,
@@ -81,6 +82,7 @@ pub struct RuntimeBuilder {
     durability: AuditDurability,
     ceilings: Ceilings,
     fuel: bool,
+    resolver: Arc<dyn Resolver>,
 }
 
 impl RuntimeBuilder {
@@ -92,6 +94,7 @@ impl RuntimeBuilder {
     ///   clock, 4 concurrent and 16 queued invocations, 1 MiB input and
     ///   output, 10,000 host calls, 256 MiB stored);
     /// - durability: [`AuditDurability::SyncEachInvocation`];
+    /// - resolver for `wasi:http` egress: [`SystemResolver`];
     /// - pool: [`DEFAULT_POOL_INSTANCES`] live instances, each slot sized for
     ///   [`DEFAULT_POOL_MAX_MEMORY_BYTES`] of memory and
     ///   [`DEFAULT_POOL_MAX_TABLE_ELEMENTS`] table elements.
@@ -108,6 +111,7 @@ impl RuntimeBuilder {
                 pool_instances: u64::from(DEFAULT_POOL_INSTANCES),
             },
             fuel: false,
+            resolver: Arc::new(SystemResolver),
         }
     }
 
@@ -116,6 +120,14 @@ impl RuntimeBuilder {
     /// every guest instruction a little.
     pub fn fuel_metering(&mut self, enable: bool) -> &mut Self {
         self.fuel = enable;
+        self
+    }
+
+    /// Sets how egress resolves host names. Every address it returns is
+    /// still checked against the agent's grant, so a resolver cannot widen
+    /// what an agent reaches.
+    pub fn resolver(&mut self, resolver: Arc<dyn Resolver>) -> &mut Self {
+        self.resolver = resolver;
         self
     }
 
@@ -158,6 +170,7 @@ impl RuntimeBuilder {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| warden_agent::add_to_linker(&mut linker))
+            .and_then(|()| wasi_http::add_to_linker(&mut linker))
             .map_err(|e| BuildError(one_line(&e)))?;
         let ticker = EpochTicker::start(&engine)
             .map_err(|e| BuildError(format!("cannot start the epoch thread: {e}")))?;
@@ -170,6 +183,7 @@ impl RuntimeBuilder {
             data_dir: self.data_dir.clone(),
             durability: self.durability,
             fuel: self.fuel,
+            resolver: Arc::clone(&self.resolver),
             invocations: AtomicU64::new(0),
             limit_hits: Mutex::new(BTreeMap::new()),
             _ticker: ticker,
@@ -296,6 +310,7 @@ pub struct Runtime {
     data_dir: PathBuf,
     durability: AuditDurability,
     fuel: bool,
+    resolver: Arc<dyn Resolver>,
     invocations: AtomicU64,
     limit_hits: Mutex<BTreeMap<(TenantId, &'static str), u64>>,
     _ticker: EpochTicker,
@@ -361,11 +376,13 @@ impl Runtime {
         };
         let instance_pre = self.linker.instantiate_pre(&component).map_err(world)?;
         let pre = AgentPre::new(instance_pre).map_err(world)?;
-        let grant = Arc::new(manifest.grant.clone());
+        let grant = Arc::new(manifest.grant.records.clone());
+        let http_grant = Arc::new(manifest.grant.http.clone());
         Ok(Agent {
             manifest,
             component_digest: digest,
             grant,
+            http_grant,
             pre,
         })
     }
@@ -687,6 +704,14 @@ impl Runtime {
                 Box::new(txn.clone()),
                 Arc::clone(log) as Arc<dyn warden_host_api::audit::AuditSink>,
                 limits.agent_limits(),
+            ),
+            http: HttpCtx::new(
+                Arc::clone(scope),
+                Arc::clone(&agent.http_grant),
+                Arc::clone(&self.resolver),
+                Arc::clone(log) as Arc<dyn warden_host_api::audit::AuditSink>,
+                HttpLimits::default(),
+                Instant::now() + limits.wall_timeout,
             ),
             limiter: TenantLimiter::new(*limits),
             cpu_ticks: 0,

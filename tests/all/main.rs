@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod contain;
+mod egress;
 mod harness;
 mod invoice;
 mod isolation;

@@ -16,6 +16,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("invoice-triage", "INVOICE_TRIAGE", "invoice_triage.wasm"),
     ("vendor-sync", "VENDOR_SYNC", "vendor_sync.wasm"),
     ("guest-probe", "PROBE", "guest_probe.wasm"),
+    ("guest-egress", "EGRESS", "guest_egress.wasm"),
     (
         "guest-bench-trivial",
         "BENCH_TRIVIAL",

@@ -24,6 +24,8 @@ pub(super) struct ManifestFile {
 pub(super) struct GrantsFile {
     #[serde(default)]
     pub(super) records: Vec<RecordGrantFile>,
+    #[serde(default)]
+    pub(super) http: Vec<HttpGrantFile>,
 }
 
 /// One `[[grants.records]]` entry.
@@ -32,6 +34,22 @@ pub(super) struct GrantsFile {
 pub(super) struct RecordGrantFile {
     pub(super) prefix: String,
     pub(super) access: Access,
+}
+
+/// One `[[grants.http]]` entry: a destination for outbound requests.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HttpGrantFile {
+    /// `http` or `https`.
+    pub(super) scheme: String,
+    /// A host name, an IP address, or `*.` and a domain.
+    pub(super) host: String,
+    /// The port; the scheme's default when absent.
+    pub(super) port: Option<u16>,
+    /// Requests must stay under this path, on whole segments.
+    pub(super) path_prefix: Option<String>,
+    /// Methods allowed; any method when absent.
+    pub(super) methods: Option<Vec<String>>,
 }
 
 /// Parses `text`; the error is one line naming the offending entry.

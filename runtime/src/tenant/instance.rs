@@ -1,6 +1,9 @@
 //! The data type of one invocation's store.
 
-use warden_host_api::warden_agent::{AgentCtx, AgentView};
+use warden_host_api::{
+    warden_agent::{AgentCtx, AgentView},
+    wasi_http::{HttpCtx, WasiHttpCtxView, WasiHttpView},
+};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -14,6 +17,7 @@ pub struct InstanceState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) agent: AgentCtx,
+    pub(crate) http: HttpCtx,
     pub(crate) limiter: TenantLimiter,
     /// Epoch ticks seen while guest code ran.
     pub(crate) cpu_ticks: u64,
@@ -42,5 +46,11 @@ impl WasiView for InstanceState {
 impl AgentView for InstanceState {
     fn agent_ctx(&mut self) -> &mut AgentCtx {
         &mut self.agent
+    }
+}
+
+impl WasiHttpView for InstanceState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        self.http.view(&mut self.table)
     }
 }
