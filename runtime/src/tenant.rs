@@ -3,7 +3,7 @@
 //!
 //! A tenant is known by its validated [`TenantId`]. The registry loads each
 //! tenant's configuration and opens its audit log once per process, and keeps
-//! one [`gate::Gate`] per tenant, so that a tenant's concurrency limit holds
+//! one concurrency gate per tenant, so that a tenant's concurrency limit holds
 //! across every caller in the process.
 
 pub mod config;
