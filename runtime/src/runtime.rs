@@ -27,7 +27,9 @@ use wasmtime_wasi::{WasiCtxBuilder, p2::pipe::MemoryOutputPipe};
 
 use crate::{
     agent::{Agent, LoadError, check_preamble, one_line},
-    audit::{AuditLog, AuditLogError, VerifyError, VerifyReport, log_path},
+    audit::{
+        AuditLog, AuditLogError, AuditOptions, StreamId, VerifyError, VerifyOptions, VerifyReport,
+    },
     engine::{DEFAULT_POOL_INSTANCES, EngineSettings, EpochTicker, build_engine, deadline_ticks},
     manifest::Manifest,
     state::{OpenStateError, Records},
@@ -38,25 +40,14 @@ use crate::{
     },
 };
 
-/// When audit events reach the disk.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum AuditDurability {
-    /// Events are synced to the disk before an invocation returns. The
-    /// default.
-    #[default]
-    SyncEachInvocation,
-    /// Events are written to the file before each call goes ahead but left in
-    /// the OS page cache: they survive a crash of warden, not of the machine.
-    /// Meant for benchmarks and tests, not for evidence.
-    OsBuffered,
-}
+pub use crate::audit::AuditDurability;
 
 /// Configures and builds a [`Runtime`].
 #[derive(Clone, Debug)]
 pub struct RuntimeBuilder {
     data_dir: PathBuf,
     limits: InvocationLimits,
-    durability: AuditDurability,
+    audit: AuditOptions,
     pool_instances: u32,
 }
 
@@ -67,7 +58,8 @@ impl RuntimeBuilder {
     /// - limits: [`InvocationLimits::default`] (64 MiB memory, 10 s
     ///   deadline, 1 MiB input and output, 64 KiB per std stream, and the
     ///   [`warden_agent::AgentLimits`] defaults);
-    /// - durability: [`AuditDurability::SyncEachInvocation`];
+    /// - audit: [`AuditOptions::default`] (each event synced before the call
+    ///   it records goes ahead, checkpoints every 60 s, no retention);
     /// - pool: [`DEFAULT_POOL_INSTANCES`] concurrent instances.
     ///
     /// Nothing is created on disk until the first invocation.
@@ -75,7 +67,7 @@ impl RuntimeBuilder {
         Self {
             data_dir: data_dir.into(),
             limits: InvocationLimits::default(),
-            durability: AuditDurability::default(),
+            audit: AuditOptions::default(),
             pool_instances: DEFAULT_POOL_INSTANCES,
         }
     }
@@ -88,7 +80,13 @@ impl RuntimeBuilder {
 
     /// Sets when audit events reach the disk.
     pub fn audit_durability(&mut self, durability: AuditDurability) -> &mut Self {
-        self.durability = durability;
+        self.audit.durability = durability;
+        self
+    }
+
+    /// Sets how audit logs are written, checkpointed and kept.
+    pub fn audit_options(&mut self, options: AuditOptions) -> &mut Self {
+        self.audit = options;
         self
     }
 
@@ -121,10 +119,10 @@ impl RuntimeBuilder {
             linker,
             components: Mutex::new(HashMap::new()),
             records: Mutex::new(None),
-            tenants: Tenants::new(self.data_dir.clone()),
+            tenants: Tenants::new(self.data_dir.clone(), self.audit.clone()),
             data_dir: self.data_dir.clone(),
             limits: self.limits,
-            durability: self.durability,
+            durability: self.audit.durability,
             invocations: AtomicU64::new(0),
             _ticker: ticker,
         })
@@ -298,18 +296,24 @@ impl Runtime {
         Ok(component)
     }
 
-    /// Path of `tenant`'s audit log.
-    pub fn audit_log_path(&self, tenant: &TenantId) -> PathBuf {
-        log_path(&self.data_dir, tenant)
+    /// Directory of `tenant`'s audit log.
+    pub fn audit_log_dir(&self, tenant: &TenantId) -> PathBuf {
+        StreamId::Tenant(tenant.clone()).dir(&self.data_dir)
     }
 
-    /// Verifies `tenant`'s audit log.
+    /// Verifies `tenant`'s audit log against the data directory's own
+    /// public key; see [`crate::audit::verify`] to bring your own.
     ///
     /// # Errors
     ///
-    /// Returns [`VerifyError`] naming the first event that breaks the chain.
+    /// Returns [`VerifyError`] naming the first event, file or checkpoint
+    /// at fault.
     pub fn verify_audit(&self, tenant: &TenantId) -> Result<VerifyReport, VerifyError> {
-        crate::audit::verify(&self.audit_log_path(tenant), tenant)
+        crate::audit::verify(
+            &self.data_dir,
+            &StreamId::Tenant(tenant.clone()),
+            &VerifyOptions::default(),
+        )
     }
 
     fn records(&self) -> Result<Records, OpenStateError> {
@@ -331,7 +335,8 @@ impl Runtime {
     /// The invocation gets a fresh store bound to `tenant`; every host call it
     /// makes is checked against the agent's grant and recorded in the
     /// tenant's audit log together with the start and the finish of the
-    /// invocation. The log is synced before this returns.
+    /// invocation. Each event is on disk before the call it records goes
+    /// ahead (unless [`AuditDurability::OsBuffered`] was chosen).
     ///
     /// # Errors
     ///
@@ -395,9 +400,6 @@ impl Runtime {
                 duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             },
         )?;
-        if self.durability == AuditDurability::SyncEachInvocation {
-            log.sync()?;
-        }
         result
     }
 
