@@ -1,7 +1,7 @@
 //! Limits reached and faults: each fails alone, is audited, and leaves the
 //! host able to serve the next invocation.
 
-use crate::harness::{Env, assert_one_line_error, stderr};
+use crate::harness::{Env, assert_one_line_error, stderr, stdout};
 
 #[test]
 fn value_over_max_value_bytes_is_refused_and_audited() {
@@ -72,7 +72,17 @@ fn list_over_max_list_keys_is_refused() {
 #[test]
 fn host_calls_past_the_cap_are_refused() {
     let env = Env::new();
-    let out = env.run_ok(&env.probe(), "acme", "repeat 10005 get a/none\n");
+    // Every one of the 10,005 calls waits for its audit event to reach the
+    // disk (about half a millisecond each here), so this run needs more
+    // than the default deadline.
+    let out = env.run_with(
+        &env.probe(),
+        "acme",
+        "repeat 10005 get a/none\n",
+        &["--timeout", "120s"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = stdout(&out);
     assert!(
         out.contains(
             "call 10001: err limit-reached: host calls per invocation exceed max_host_calls (10000)"

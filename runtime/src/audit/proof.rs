@@ -109,13 +109,16 @@ impl Subtrees for StoredTree {
     fn subtree(&self, lo: u64, hi: u64) -> Option<Hash> {
         let k = self.removed;
         if hi <= k {
-            return self
-                .removed_nodes
-                .iter()
-                .find(|(a, b, _)| *a == lo && *b == hi)
-                .map(|(_, _, h)| *h);
-        }
-        if lo >= k {
+            if let Some((_, _, h)) = self.removed_nodes.iter().find(|(a, b, _)| *a == lo && *b == hi) {
+                return Some(*h);
+            }
+            // A range of several kept subtrees (the old tree of a
+            // consistency proof) is their RFC 6962 combination; anything
+            // inside one of them is gone.
+            if hi - lo == 1 {
+                return None;
+            }
+        } else if lo >= k {
             return self.leaves[..].subtree(lo - k, hi - k);
         }
         let mid = lo + super::merkle::split_u64(hi - lo);
