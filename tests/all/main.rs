@@ -1,7 +1,9 @@
 //! End-to-end tests: the real `warden` binary running real components built
 //! from `guest-sdk` by `warden-test-programs`.
 
+mod audit_cli;
 mod bad_input;
+mod crash;
 mod harness;
 mod invoice;
 mod isolation;
