@@ -322,7 +322,7 @@ pub fn verify(
                     ),
                 });
             }
-            if record.prev != hex::encode(last_leaf).as_bytes() {
+            if !prev_is(record.prev, &last_leaf) {
                 return Err(if expected == 1 {
                     VerifyError::Event {
                         seq: 1,
@@ -393,6 +393,13 @@ pub fn verify(
         key_id: key.key_id(),
         extends: options.trusted.as_ref().map(|(_, cp)| cp.tree_size),
     })
+}
+
+/// Whether the hex `prev` of a record names `leaf`, without allocating:
+/// this runs once per event.
+fn prev_is(prev: &[u8], leaf: &Hash) -> bool {
+    let mut decoded = [0u8; 32];
+    hex::decode_to_slice(prev, &mut decoded).is_ok() && decoded == *leaf
 }
 
 fn unreachable_target() -> Target {
