@@ -267,7 +267,11 @@ pub struct HostScope {
 ///
 /// Returns the sink's [`AuditError`]; the caller must not go ahead with an
 /// action it could not record.
-pub fn emit_host(sink: &dyn AuditSink, scope: &HostScope, body: EventBody) -> Result<(), AuditError> {
+pub fn emit_host(
+    sink: &dyn AuditSink,
+    scope: &HostScope,
+    body: EventBody,
+) -> Result<(), AuditError> {
     let zero = Digest([0; 32]).to_hex();
     let event = AuditEvent {
         time_unix_ms: now_unix_ms(),

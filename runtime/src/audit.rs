@@ -128,9 +128,7 @@ pub enum AuditLogError {
         source: std::io::Error,
     },
     /// Another process holds the log.
-    #[error(
-        "audit log {0} is in use by another warden process; wait for it to finish or stop it"
-    )]
+    #[error("audit log {0} is in use by another warden process; wait for it to finish or stop it")]
     Locked(PathBuf),
     /// The directory exists but is not a warden audit log.
     #[error("{dir} is not a warden audit log: {reason}; check --data-dir")]

@@ -102,7 +102,12 @@ enum AuditCommand {
         #[command(flatten)]
         stream: StreamArgs,
         /// The event to prove, by sequence number.
-        #[arg(long, value_name = "SEQ", required_unless_present = "old_size", conflicts_with = "old_size")]
+        #[arg(
+            long,
+            value_name = "SEQ",
+            required_unless_present = "old_size",
+            conflicts_with = "old_size"
+        )]
         event: Option<u64>,
         /// Prove that the log extends the tree of its first N events.
         #[arg(long, value_name = "N")]

@@ -143,7 +143,11 @@ fn reading_a_log_is_recorded_in_the_control_plane_stream_with_the_actor() {
     assert!(reads.iter().all(|e| e["body"]["type"] == "audit-read"));
     assert_eq!(reads[0]["tenant"], "acme");
     // The tenant's own stream holds no trace of who read it.
-    assert!(env.events("acme").iter().all(|e| e["body"]["type"] != "audit-read"));
+    assert!(
+        env.events("acme")
+            .iter()
+            .all(|e| e["body"]["type"] != "audit-read")
+    );
     let out = env.audit(&["verify", "--control"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
@@ -164,7 +168,10 @@ fn an_export_verifies_alone_and_an_edited_export_does_not() {
         dir.to_str().unwrap(),
     ]);
     let n = segment_lines(&env).len();
-    assert!(out.contains(&format!("exported {n} events (1..{n})")), "{out}");
+    assert!(
+        out.contains(&format!("exported {n} events (1..{n})")),
+        "{out}"
+    );
 
     // The auditor's side: the export directory and the public key only.
     let moved = env.dir.path().join("elsewhere");
@@ -197,7 +204,10 @@ fn an_export_of_a_time_range_holds_only_that_range() {
         dir.to_str().unwrap(),
     ]);
     assert!(out.contains("exported no events"), "{out}");
-    assert_eq!(std::fs::read_to_string(dir.join("events.jsonl")).unwrap(), "");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("events.jsonl")).unwrap(),
+        ""
+    );
 }
 
 #[test]
@@ -206,7 +216,10 @@ fn retention_removes_whole_segments_and_the_rest_still_verifies() {
     let key = env.save("key.pub", &["public-key"]);
     let before = segment_lines(&env).len() as u64;
     let out = env.audit_ok(&["prune", "--tenant", "acme", "--retention", "0s"]);
-    assert!(out.contains(&format!("removed events 1..{before}")), "{out}");
+    assert!(
+        out.contains(&format!("removed events 1..{before}")),
+        "{out}"
+    );
     assert!(!env.segment("acme").exists());
 
     // The removal is an event of its own, and a signed record beside the
@@ -225,10 +238,9 @@ fn retention_removes_whole_segments_and_the_rest_still_verifies() {
         stdout(&out)
     );
     let after = (before + 2).to_string();
-    let proof: InclusionProof = serde_json::from_str(&env.audit_ok(&[
-        "prove", "--tenant", "acme", "--event", &after,
-    ]))
-    .unwrap();
+    let proof: InclusionProof =
+        serde_json::from_str(&env.audit_ok(&["prove", "--tenant", "acme", "--event", &after]))
+            .unwrap();
     assert!(proof.verify());
     let out = env.audit(&["prove", "--tenant", "acme", "--event", "1"]);
     assert_one_line_error(&out, "removed by retention");
@@ -237,7 +249,11 @@ fn retention_removes_whole_segments_and_the_rest_still_verifies() {
     // refused by its signature.
     let record = env.log_dir("acme").join("retention.jsonl");
     let text = std::fs::read_to_string(&record).unwrap();
-    std::fs::write(&record, text.replace("\"retention\":\"0s\"", "\"retention\":\"1s\"")).unwrap();
+    std::fs::write(
+        &record,
+        text.replace("\"retention\":\"0s\"", "\"retention\":\"1s\""),
+    )
+    .unwrap();
     assert_one_line_error(&env.verify("acme"), "retention record 1");
 }
 
@@ -249,7 +265,10 @@ fn bad_checkpoint_and_key_files_get_one_line_naming_the_file() {
     std::fs::write(&corrupt, "{\"stream\":\"acme\",").unwrap();
     let corrupt = corrupt.to_str().unwrap();
     let out = env.verify_with("acme", &["--checkpoint", corrupt]);
-    assert_one_line_error(&out, &format!("checkpoint file {corrupt} is not a warden checkpoint"));
+    assert_one_line_error(
+        &out,
+        &format!("checkpoint file {corrupt} is not a warden checkpoint"),
+    );
 
     // A checkpoint edited to claim a different size fails its signature.
     let altered = env.dir.path().join("altered.json");
@@ -257,7 +276,10 @@ fn bad_checkpoint_and_key_files_get_one_line_naming_the_file() {
     let size = serde_json::from_str::<Checkpoint>(&text).unwrap().tree_size;
     std::fs::write(
         &altered,
-        text.replace(&format!("\"tree_size\":{size}"), &format!("\"tree_size\":{}", size - 1)),
+        text.replace(
+            &format!("\"tree_size\":{size}"),
+            &format!("\"tree_size\":{}", size - 1),
+        ),
     )
     .unwrap();
     let out = env.verify_with("acme", &["--checkpoint", altered.to_str().unwrap()]);
@@ -269,7 +291,14 @@ fn bad_checkpoint_and_key_files_get_one_line_naming_the_file() {
 
     // Someone else's valid key.
     let other = env.dir.path().join("other.pub");
-    std::fs::write(&other, format!("ed25519 {}\n", "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")).unwrap();
+    std::fs::write(
+        &other,
+        format!(
+            "ed25519 {}\n",
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+        ),
+    )
+    .unwrap();
     let out = env.verify_with("acme", &["--public-key", other.to_str().unwrap()]);
     assert_one_line_error(&out, "was signed by key");
     assert!(stderr(&out).contains("checkpoints.jsonl"));
@@ -278,7 +307,10 @@ fn bad_checkpoint_and_key_files_get_one_line_naming_the_file() {
     std::fs::write(&garbled, "not a key\n").unwrap();
     let garbled = garbled.to_str().unwrap();
     let out = env.verify_with("acme", &["--public-key", garbled]);
-    assert_one_line_error(&out, &format!("key file {garbled} is not a warden audit key"));
+    assert_one_line_error(
+        &out,
+        &format!("key file {garbled} is not a warden audit key"),
+    );
 }
 
 #[test]

@@ -93,9 +93,10 @@ fn a_log_killed_mid_append_recovers_with_every_acknowledged_event() {
             // The test harness may print its own words before the first
             // marker on the same line; a marker is the last word.
             let word = line.rsplit(' ').next().unwrap_or("");
-            let is_marker = word.strip_prefix('t').and_then(|w| w.split_once('-')).is_some_and(
-                |(a, b)| a.parse::<u32>().is_ok() && b.parse::<u64>().is_ok(),
-            );
+            let is_marker = word
+                .strip_prefix('t')
+                .and_then(|w| w.split_once('-'))
+                .is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u64>().is_ok());
             if is_marker {
                 acked.insert(word.to_owned());
             }
@@ -114,7 +115,11 @@ fn a_log_killed_mid_append_recovers_with_every_acknowledged_event() {
     child.kill().expect("cannot kill the child"); // SIGKILL on Unix
     child.wait().unwrap();
     let acked = reader.join().unwrap();
-    assert!(acked.len() > 100, "the child acknowledged only {} appends", acked.len());
+    assert!(
+        acked.len() > 100,
+        "the child acknowledged only {} appends",
+        acked.len()
+    );
 
     // Restart: opening recovers a torn tail, if the kill left one.
     let stream = StreamId::Tenant(TenantId::new("crash").unwrap());
@@ -135,7 +140,11 @@ fn a_log_killed_mid_append_recovers_with_every_acknowledged_event() {
     })
     .unwrap();
     let lost: Vec<_> = acked.difference(&present).collect();
-    assert!(lost.is_empty(), "{} acknowledged appends lost: {lost:?}", lost.len());
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged appends lost: {lost:?}",
+        lost.len()
+    );
     assert!(report.events >= acked.len() as u64);
 
     // And the binary agrees.

@@ -162,8 +162,7 @@ impl Env {
     /// The first segment file of `tenant`'s audit stream, where a small
     /// log keeps all its events.
     pub(crate) fn segment(&self, tenant: &str) -> PathBuf {
-        self.log_dir(tenant)
-            .join("seg-00000000000000000001.jsonl")
+        self.log_dir(tenant).join("seg-00000000000000000001.jsonl")
     }
 }
 

@@ -75,7 +75,11 @@ fn an_edited_last_event_is_caught_by_the_signed_root() {
     let last = lines.len() - 1;
     lines[last] = lines[last].replace("\"outcome\":\"ok\"", "\"outcome\":\"failed\"");
     write_lines(&env.segment("acme"), &lines);
-    fails(&env, &[], &["do not hash to the root signed in checkpoint", "edited"]);
+    fails(
+        &env,
+        &[],
+        &["do not hash to the root signed in checkpoint", "edited"],
+    );
 }
 
 #[test]
@@ -219,7 +223,12 @@ fn a_log_rebuilt_without_the_signing_key_fails_against_the_saved_public_key() {
     );
     fails(
         &env,
-        &["--public-key", public, "--checkpoint", saved.to_str().unwrap()],
+        &[
+            "--public-key",
+            public,
+            "--checkpoint",
+            saved.to_str().unwrap(),
+        ],
         &["checkpoint", "signed by key"],
     );
 }
@@ -232,7 +241,11 @@ fn a_log_rewritten_with_the_key_does_not_extend_a_saved_checkpoint() {
     // someone else kept: the rewritten log signs, but forks.
     std::fs::remove_dir_all(env.log_dir("acme")).unwrap();
     for i in 0..4 {
-        env.run_ok(&env.probe(), "acme", &format!("put a/{i} other\nget a/{i}\n"));
+        env.run_ok(
+            &env.probe(),
+            "acme",
+            &format!("put a/{i} other\nget a/{i}\n"),
+        );
     }
     assert!(env.verify("acme").status.success());
     fails(

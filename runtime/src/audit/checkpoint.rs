@@ -73,7 +73,13 @@ pub enum CheckpointError {
 
 impl Checkpoint {
     /// Signs a checkpoint of `stream` at `tree_size` with root `root`.
-    pub fn sign(signer: &Signer, stream: &str, tree_size: u64, root: &Hash, time_unix_ms: u64) -> Self {
+    pub fn sign(
+        signer: &Signer,
+        stream: &str,
+        tree_size: u64,
+        root: &Hash,
+        time_unix_ms: u64,
+    ) -> Self {
         let mut checkpoint = Self {
             stream: stream.to_owned(),
             tree_size,
@@ -187,7 +193,8 @@ impl StoredCheckpoint {
         if frontier.root() != root {
             return Err("its frontier does not hash to its root".into());
         }
-        let last_leaf = decode(&self.last_leaf).map_err(|_| "its last_leaf is not hex".to_owned())?;
+        let last_leaf =
+            decode(&self.last_leaf).map_err(|_| "its last_leaf is not hex".to_owned())?;
         Ok((frontier, last_leaf))
     }
 }
@@ -270,7 +277,8 @@ pub(crate) fn append_checkpoint(
         action,
         source,
     };
-    let mut line = serde_json::to_vec(stored).map_err(|e| io("encode", std::io::Error::other(e)))?;
+    let mut line =
+        serde_json::to_vec(stored).map_err(|e| io("encode", std::io::Error::other(e)))?;
     line.push(b'\n');
     file.write_all(&line).map_err(|e| io("write", e))?;
     if sync {
@@ -308,7 +316,10 @@ mod tests {
         ));
         let mut altered = cp.clone();
         altered.tree_size = 4;
-        assert_eq!(altered.verify(signer.public_key()), Err(CheckpointError::BadSignature));
+        assert_eq!(
+            altered.verify(signer.public_key()),
+            Err(CheckpointError::BadSignature)
+        );
         let mut bad = cp;
         bad.root_hash = "zz".into();
         assert!(matches!(

@@ -129,8 +129,10 @@ pub fn export(
 
     let events_path = out.join(EVENTS_FILE);
     let proofs_path = out.join(PROOFS_FILE);
-    let mut events = BufWriter::new(File::create(&events_path).map_err(|e| io(&events_path, "create", e))?);
-    let mut proofs = BufWriter::new(File::create(&proofs_path).map_err(|e| io(&proofs_path, "create", e))?);
+    let mut events =
+        BufWriter::new(File::create(&events_path).map_err(|e| io(&events_path, "create", e))?);
+    let mut proofs =
+        BufWriter::new(File::create(&proofs_path).map_err(|e| io(&proofs_path, "create", e))?);
     let mut report = ExportReport {
         events: 0,
         range: None,
@@ -167,7 +169,11 @@ pub fn export(
             write_err = Some(e);
         }
         report.events += 1;
-        report.range = Some(report.range.map_or((record.seq, record.seq), |(a, _)| (a, record.seq)));
+        report.range = Some(
+            report
+                .range
+                .map_or((record.seq, record.seq), |(a, _)| (a, record.seq)),
+        );
         Ok(())
     })?;
     if let Some(e) = write_err {
@@ -176,7 +182,8 @@ pub fn export(
     events.flush().map_err(|e| io(&events_path, "write", e))?;
     proofs.flush().map_err(|e| io(&proofs_path, "write", e))?;
     let checkpoint_path = out.join(CHECKPOINT_FILE);
-    let text = serde_json::to_string_pretty(checkpoint).map_err(|e| io(&checkpoint_path, "encode", e.into()))?;
+    let text = serde_json::to_string_pretty(checkpoint)
+        .map_err(|e| io(&checkpoint_path, "encode", e.into()))?;
     std::fs::write(&checkpoint_path, text + "\n").map_err(|e| io(&checkpoint_path, "write", e))?;
     Ok(report)
 }
@@ -186,7 +193,10 @@ pub fn export(
 /// # Errors
 ///
 /// Returns the first problem, naming the file and line or event.
-pub fn verify_export(dir: &Path, key: &PublicKey) -> Result<(Checkpoint, ExportReport), ExportError> {
+pub fn verify_export(
+    dir: &Path,
+    key: &PublicKey,
+) -> Result<(Checkpoint, ExportReport), ExportError> {
     let invalid = |problem: String| ExportError::Invalid {
         dir: dir.to_owned(),
         problem,
@@ -208,7 +218,9 @@ pub fn verify_export(dir: &Path, key: &PublicKey) -> Result<(Checkpoint, ExportR
     let (event_lines, torn_events) = split_lines(&events);
     let (proof_lines, torn_proofs) = split_lines(&proofs);
     if !torn_events.is_empty() || !torn_proofs.is_empty() {
-        return Err(invalid("a file ends inside a line: the export is incomplete".into()));
+        return Err(invalid(
+            "a file ends inside a line: the export is incomplete".into(),
+        ));
     }
     let mut proof_lines = proof_lines.enumerate();
     let mut report = ExportReport {
@@ -219,7 +231,8 @@ pub fn verify_export(dir: &Path, key: &PublicKey) -> Result<(Checkpoint, ExportR
     let mut last_seq = 0;
     for (n, line) in event_lines.enumerate() {
         let at = format!("{EVENTS_FILE} line {}", n + 1);
-        let record = Record::parse(line).map_err(|e| invalid(format!("{at} is not an audit record: {e}")))?;
+        let record = Record::parse(line)
+            .map_err(|e| invalid(format!("{at} is not an audit record: {e}")))?;
         let Some((_, proof_line)) = proof_lines.next() else {
             return Err(invalid(format!("{at} has no proof in {PROOFS_FILE}")));
         };
@@ -256,7 +269,13 @@ pub fn verify_export(dir: &Path, key: &PublicKey) -> Result<(Checkpoint, ExportR
             })
             .collect();
         let ok = path.is_some_and(|p| {
-            verify_inclusion(proof.leaf_index, checkpoint.tree_size, &leaf_hash(line), &p, &root)
+            verify_inclusion(
+                proof.leaf_index,
+                checkpoint.tree_size,
+                &leaf_hash(line),
+                &p,
+                &root,
+            )
         });
         if !ok {
             return Err(invalid(format!(
@@ -266,7 +285,11 @@ pub fn verify_export(dir: &Path, key: &PublicKey) -> Result<(Checkpoint, ExportR
         }
         last_seq = record.seq;
         report.events += 1;
-        report.range = Some(report.range.map_or((record.seq, record.seq), |(a, _)| (a, record.seq)));
+        report.range = Some(
+            report
+                .range
+                .map_or((record.seq, record.seq), |(a, _)| (a, record.seq)),
+        );
     }
     if proof_lines.next().is_some() {
         return Err(invalid(format!(

@@ -8,7 +8,7 @@
 //! `ed25519 <64 hex digits>`, which an auditor stores where the host cannot
 //! rewrite it and later hands to `warden audit verify --public-key`.
 //!
-//! A key is named in checkpoints by its [`key_id`]: the first 8 bytes of the
+//! A key is named in checkpoints by its [`PublicKey::key_id`]: the first 8 bytes of the
 //! sha256 of the public key, so that a verifier can say "signed by key X,
 //! expected key Y" instead of just "bad signature".
 
@@ -51,9 +51,7 @@ pub enum KeyError {
         reason: String,
     },
     /// The private key file can be read by others.
-    #[error(
-        "key file {path} is readable by other users (mode {mode:o}); run `chmod 600` on it"
-    )]
+    #[error("key file {path} is readable by other users (mode {mode:o}); run `chmod 600` on it")]
     Exposed {
         /// The file.
         path: PathBuf,
@@ -100,11 +98,9 @@ impl Signer {
             Ok(text) => {
                 check_private_mode(&path)?;
                 let mut seed = [0u8; 32];
-                hex::decode_to_slice(text.trim(), &mut seed).map_err(|_| {
-                    KeyError::Malformed {
-                        path: path.clone(),
-                        reason: "expected 64 hex digits".into(),
-                    }
+                hex::decode_to_slice(text.trim(), &mut seed).map_err(|_| KeyError::Malformed {
+                    path: path.clone(),
+                    reason: "expected 64 hex digits".into(),
                 })?;
                 let signer = Self::from_seed(&seed);
                 signer.write_public(&dir)?;
@@ -241,7 +237,9 @@ impl PublicKey {
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut words = text.split_whitespace();
         let (Some(tag), Some(key), None) = (words.next(), words.next(), words.next()) else {
-            return Err(format!("expected one line `{PUBLIC_KEY_TAG} <64 hex digits>`"));
+            return Err(format!(
+                "expected one line `{PUBLIC_KEY_TAG} <64 hex digits>`"
+            ));
         };
         if tag != PUBLIC_KEY_TAG {
             return Err(format!("expected `{PUBLIC_KEY_TAG}`, found {tag:?}"));

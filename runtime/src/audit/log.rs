@@ -40,9 +40,7 @@ use std::{
 };
 
 use sha2::{Digest as _, Sha256};
-use warden_host_api::audit::{
-    self, AuditError, AuditEvent, AuditSink, EventBody, HostScope,
-};
+use warden_host_api::audit::{self, AuditError, AuditEvent, AuditSink, EventBody, HostScope};
 
 use super::{
     AuditDurability, AuditLogError, AuditOptions,
@@ -51,10 +49,10 @@ use super::{
     },
     keys::Signer,
     merkle::{Frontier, Hash, leaf_hash},
-    now_unix_ms,
-    retention,
+    now_unix_ms, retention,
     stream::{
-        CHECKPOINTS_FILE, MARKER_FILE, RETENTION_FILE, Record, StreamId, list_segments, segment_name, split_lines,
+        CHECKPOINTS_FILE, MARKER_FILE, RETENTION_FILE, Record, StreamId, list_segments,
+        segment_name, split_lines,
     },
 };
 
@@ -83,6 +81,11 @@ struct State {
     /// Set when a segment was sealed or the checkpoint interval passed:
     /// the appender that sees it signs a checkpoint.
     checkpoint_due: bool,
+    /// When the latest checkpoint was signed (or the log opened). Kept
+    /// here rather than read from [`Checkpoints`] so that a leader holding
+    /// this lock never waits for that one (lock order: writer, then
+    /// checkpoints, then state).
+    checkpoint_signed_at: Instant,
 }
 
 /// The active segment, written only by the current leader.
@@ -99,7 +102,6 @@ struct Checkpoints {
     file: File,
     path: PathBuf,
     latest: Option<Checkpoint>,
-    signed_at: Instant,
 }
 
 /// One stream's log, open for appending. See the module docs.
@@ -179,8 +181,7 @@ impl AuditLog {
                 cut_seq: None,
             });
         }
-        let retained =
-            retention::read_latest(&dir, signer.public_key()).map_err(damaged)?;
+        let retained = retention::read_latest(&dir, signer.public_key()).map_err(damaged)?;
         let checkpoints_path = dir.join(CHECKPOINTS_FILE);
         let read = read_checkpoints(&checkpoints_path)?;
         if read.torn_bytes > 0 {
@@ -199,7 +200,10 @@ impl AuditLog {
                 .map_err(|e| damaged(format!("its latest checkpoint {e}")))?;
         }
         let (frontier, last_leaf) = match (&latest, &retained) {
-            (Some(stored), r) if r.as_ref().is_none_or(|r| r.size <= stored.checkpoint.tree_size) => {
+            (Some(stored), r)
+                if r.as_ref()
+                    .is_none_or(|r| r.size <= stored.checkpoint.tree_size) =>
+            {
                 stored
                     .resume_state()
                     .map_err(|e| damaged(format!("its latest checkpoint cannot be resumed: {e}")))?
@@ -230,7 +234,10 @@ impl AuditLog {
                     .append(true)
                     .open(path)
                     .map_err(|e| io(path, "open", e))?;
-                let bytes = file.metadata().map_err(|e| io(path, "read metadata of", e))?.len();
+                let bytes = file
+                    .metadata()
+                    .map_err(|e| io(path, "read metadata of", e))?
+                    .len();
                 Writer {
                     file,
                     path: path.clone(),
@@ -244,7 +251,6 @@ impl AuditLog {
             file: open_checkpoints(&checkpoints_path)?,
             path: checkpoints_path,
             latest: latest.map(|s| s.checkpoint),
-            signed_at: Instant::now(),
         };
         let log = Self {
             stream: stream.clone(),
@@ -263,6 +269,7 @@ impl AuditLog {
                 flushing: false,
                 failed: None,
                 checkpoint_due: false,
+                checkpoint_signed_at: Instant::now(),
             }),
             flushed: Condvar::new(),
             writer: Mutex::new(writer),
@@ -341,7 +348,7 @@ impl AuditLog {
         let cps = &mut *cps;
         append_checkpoint(&mut cps.file, &cps.path, &stored, sync)?;
         cps.latest = Some(checkpoint.clone());
-        cps.signed_at = Instant::now();
+        lock(&self.state).checkpoint_signed_at = Instant::now();
         Ok(checkpoint)
     }
 
@@ -386,7 +393,10 @@ impl AuditLog {
     ) -> Result<R, AuditLogError> {
         let mut st = lock(&self.state);
         while st.flushing {
-            st = self.flushed.wait(st).unwrap_or_else(PoisonError::into_inner);
+            st = self
+                .flushed
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
         }
         if let Some(reason) = &st.failed {
             return Err(AuditLogError::Failed {
@@ -429,7 +439,9 @@ impl AuditLog {
 
         let mut st = lock(&self.state);
         if let Some(reason) = &st.failed {
-            return Err(format!("the log stopped after a failed write ({reason}); restart warden"));
+            return Err(format!(
+                "the log stopped after a failed write ({reason}); restart warden"
+            ));
         }
         let seq = st.next_seq;
         let line = super::stream::encode_line(seq, &st.last_leaf, &json);
@@ -448,7 +460,10 @@ impl AuditLog {
                 return Err(format!("cannot write: {reason}"));
             }
             if st.flushing {
-                st = self.flushed.wait(st).unwrap_or_else(PoisonError::into_inner);
+                st = self
+                    .flushed
+                    .wait(st)
+                    .unwrap_or_else(PoisonError::into_inner);
             } else {
                 st = self.lead_batch(st);
             }
@@ -485,7 +500,7 @@ impl AuditLog {
                     st.durable_last_leaf = *last;
                 }
                 let interval_passed =
-                    lock(&self.checkpoints).signed_at.elapsed() >= self.options.checkpoint_interval;
+                    st.checkpoint_signed_at.elapsed() >= self.options.checkpoint_interval;
                 st.checkpoint_due |= sealed || interval_passed;
             }
             Err(reason) => {
@@ -508,8 +523,8 @@ impl AuditLog {
     fn write_batch(&self, batch: &[u8], first_seq: u64) -> Result<bool, String> {
         let mut writer = lock(&self.writer);
         let now = now_unix_ms();
-        let full = writer.bytes > 0
-            && writer.bytes + batch.len() as u64 > self.options.max_segment_bytes;
+        let full =
+            writer.bytes > 0 && writer.bytes + batch.len() as u64 > self.options.max_segment_bytes;
         let old = writer.started_ms.is_some_and(|t| {
             Duration::from_millis(now.saturating_sub(t)) >= self.options.max_segment_age
         });
@@ -592,7 +607,12 @@ fn open_marker(dir: &Path, stream: &StreamId) -> Result<File, AuditLogError> {
         source,
     };
     let is_new = !path.exists();
-    if is_new && std::fs::read_dir(dir).map_err(|e| io("list", e))?.next().is_some() {
+    if is_new
+        && std::fs::read_dir(dir)
+            .map_err(|e| io("list", e))?
+            .next()
+            .is_some()
+    {
         return Err(AuditLogError::NotAWardenLog {
             dir: dir.to_owned(),
             reason: format!("it holds files but no {MARKER_FILE}"),
@@ -607,7 +627,9 @@ fn open_marker(dir: &Path, stream: &StreamId) -> Result<File, AuditLogError> {
         .map_err(|e| io("open", e))?;
     match file.try_lock() {
         Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return Err(AuditLogError::Locked(dir.to_owned())),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(AuditLogError::Locked(dir.to_owned()));
+        }
         Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", e)),
     }
     let text = std::fs::read_to_string(&path).map_err(|e| io("read", e))?;
@@ -725,7 +747,8 @@ fn scan_tail(
         .unwrap_or(0);
     for (i, (first, path)) in segments.iter().enumerate().skip(start) {
         let is_last = i + 1 == segments.len();
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let (lines, tail) = split_lines(&bytes);
         let mut expected_first = true;
         for (n, line) in lines.enumerate() {
@@ -765,7 +788,10 @@ fn scan_tail(
                 ));
             }
             if record.prev != hex::encode(last_leaf).as_bytes() {
-                return Err(format!("event {expected} does not link to event {}", expected - 1));
+                return Err(format!(
+                    "event {expected} does not link to event {}",
+                    expected - 1
+                ));
             }
             last_leaf = leaf_hash(line);
             frontier.push(last_leaf);

@@ -555,7 +555,9 @@ mod tests {
                 let proof = consistency_proof(m, tree).unwrap();
                 let old = root(&tree[..m]);
                 assert!(verify_consistency(m as u64, n as u64, &old, &r, &proof));
-                assert!(!verify_consistency(m as u64, n as u64, &[7; 32], &r, &proof));
+                assert!(!verify_consistency(
+                    m as u64, n as u64, &[7; 32], &r, &proof
+                ));
                 if m < n {
                     assert!(!verify_consistency(m as u64, n as u64, &old, &old, &proof));
                 }

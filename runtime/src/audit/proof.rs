@@ -109,7 +109,11 @@ impl Subtrees for StoredTree {
     fn subtree(&self, lo: u64, hi: u64) -> Option<Hash> {
         let k = self.removed;
         if hi <= k {
-            if let Some((_, _, h)) = self.removed_nodes.iter().find(|(a, b, _)| *a == lo && *b == hi) {
+            if let Some((_, _, h)) = self
+                .removed_nodes
+                .iter()
+                .find(|(a, b, _)| *a == lo && *b == hi)
+            {
                 return Some(*h);
             }
             // A range of several kept subtrees (the old tree of a
@@ -288,7 +292,13 @@ impl InclusionProof {
             return false;
         };
         self.seq == self.leaf_index + 1
-            && verify_inclusion(self.leaf_index, self.checkpoint.tree_size, &leaf[0], &proof, &root)
+            && verify_inclusion(
+                self.leaf_index,
+                self.checkpoint.tree_size,
+                &leaf[0],
+                &proof,
+                &root,
+            )
     }
 }
 
@@ -302,7 +312,13 @@ impl ConsistencyProof {
         ) else {
             return false;
         };
-        verify_consistency(self.old_size, self.checkpoint.tree_size, &old[0], &root, &proof)
+        verify_consistency(
+            self.old_size,
+            self.checkpoint.tree_size,
+            &old[0],
+            &root,
+            &proof,
+        )
     }
 }
 
@@ -351,7 +367,10 @@ mod tests {
         let signer = Signer::from_seed(&[3; 32]);
         let cp = Checkpoint::sign(&signer, "acme", 5, &root(&all), 1);
         let err = prove_inclusion(&tree, &cp, 6).unwrap_err().to_string();
-        assert_eq!(err, "event 6 is not in the log of acme: it holds events 1..5");
+        assert_eq!(
+            err,
+            "event 6 is not in the log of acme: it holds events 1..5"
+        );
         assert!(prove_inclusion(&tree, &cp, 0).is_err());
         assert!(prove_consistency(&tree, &cp, 0).is_err());
         assert!(prove_consistency(&tree, &cp, 6).is_err());

@@ -167,7 +167,10 @@ impl RetentionRecord {
 /// # Errors
 ///
 /// Returns a one-line reason naming the record.
-pub fn read_all(dir: &Path, key: &PublicKey) -> Result<Vec<(RetentionRecord, RetentionState)>, String> {
+pub fn read_all(
+    dir: &Path,
+    key: &PublicKey,
+) -> Result<Vec<(RetentionRecord, RetentionState)>, String> {
     let path = dir.join(RETENTION_FILE);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
@@ -225,8 +228,12 @@ pub(crate) fn finish_removal(
 
 /// See [`AuditLog::remove_expired`]. Returns the last removed sequence
 /// number, or `None` when nothing was old enough.
-pub(crate) fn remove_expired(log: &AuditLog, retention: Duration) -> Result<Option<u64>, AuditLogError> {
-    let cutoff = now_unix_ms().saturating_sub(u64::try_from(retention.as_millis()).unwrap_or(u64::MAX));
+pub(crate) fn remove_expired(
+    log: &AuditLog,
+    retention: Duration,
+) -> Result<Option<u64>, AuditLogError> {
+    let cutoff =
+        now_unix_ms().saturating_sub(u64::try_from(retention.as_millis()).unwrap_or(u64::MAX));
     let dir = log.dir().to_owned();
     let io = |path: &Path, action, source| AuditLogError::Io {
         path: path.to_owned(),
@@ -252,19 +259,22 @@ pub(crate) fn remove_expired(log: &AuditLog, retention: Duration) -> Result<Opti
         let previous = read_all(&dir, log.signer().public_key()).map_err(damaged)?;
         let (mut frontier, mut last_leaf) = previous
             .last()
-            .map_or((Frontier::new(), [0; 32]), |(_, s)| (s.frontier.clone(), s.last_leaf));
+            .map_or((Frontier::new(), [0; 32]), |(_, s)| {
+                (s.frontier.clone(), s.last_leaf)
+            });
         let first_seq = frontier.size() + 1;
 
         let mut removable = Vec::new();
         // Never the last segment: it is the one being appended to.
         for (_, path) in segments.iter().take(segments.len().saturating_sub(1)) {
             let bytes = std::fs::read(path).map_err(|e| io(path, "read", e))?;
-            if !newest_time(&bytes).is_some_and(|t| t < cutoff) {
+            if newest_time(&bytes).is_none_or(|t| t >= cutoff) {
                 break;
             }
             let (lines, _) = split_lines(&bytes);
             for line in lines {
-                let record = Record::parse(line).map_err(|e| damaged(format!("{}: {e}", path.display())))?;
+                let record =
+                    Record::parse(line).map_err(|e| damaged(format!("{}: {e}", path.display())))?;
                 if record.seq != frontier.size() + 1 {
                     return Err(damaged(format!(
                         "{} holds event {} where event {} belongs",
@@ -291,7 +301,12 @@ pub(crate) fn remove_expired(log: &AuditLog, retention: Duration) -> Result<Opti
             last_seq: frontier.size(),
             segments: removable
                 .iter()
-                .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+                .map(|p| {
+                    p.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned()
+                })
                 .collect(),
             retention: period.clone(),
             frontier: frontier.nodes().iter().map(hex::encode).collect(),
@@ -343,7 +358,8 @@ fn append_record(dir: &Path, record: &RetentionRecord) -> Result<(), AuditLogErr
         action,
         source,
     };
-    let mut line = serde_json::to_vec(record).map_err(|e| io("encode", std::io::Error::other(e)))?;
+    let mut line =
+        serde_json::to_vec(record).map_err(|e| io("encode", std::io::Error::other(e)))?;
     line.push(b'\n');
     let mut file = std::fs::OpenOptions::new()
         .append(true)
@@ -360,5 +376,7 @@ fn append_record(dir: &Path, record: &RetentionRecord) -> Result<(), AuditLogErr
 /// Time of the last complete record in a segment's bytes.
 fn newest_time(bytes: &[u8]) -> Option<u64> {
     let (lines, _) = split_lines(bytes);
-    lines.last().and_then(|l| Record::parse(l).ok()?.time_unix_ms())
+    lines
+        .last()
+        .and_then(|l| Record::parse(l).ok()?.time_unix_ms())
 }

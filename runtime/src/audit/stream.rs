@@ -178,7 +178,10 @@ impl<'a> Record<'a> {
         let rest = rest[digits..]
             .strip_prefix(b",\"prev\":\"")
             .ok_or("it has no prev field after seq")?;
-        if rest.len() < 64 || !rest[..64].iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        if rest.len() < 64
+            || !rest[..64]
+                .iter()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         {
             return Err("its prev is not 64 lower-case hex digits");
         }

@@ -29,9 +29,7 @@ use super::{
     keys::{KeyError, PublicKey},
     merkle::{Frontier, Hash, leaf_hash},
     retention,
-    stream::{
-        CHECKPOINTS_FILE, MARKER_FILE, Record, StreamId, list_segments, split_lines,
-    },
+    stream::{CHECKPOINTS_FILE, MARKER_FILE, Record, StreamId, list_segments, split_lines},
 };
 
 /// What the verifier is given besides the log.
@@ -174,7 +172,17 @@ pub fn verify(
     check_marker(&dir, stream)?;
     let key = match &options.public_key {
         Some(key) => *key,
-        None => PublicKey::read_from_data_dir(data_dir)?,
+        None => match PublicKey::read_from_data_dir(data_dir) {
+            Err(KeyError::Io { path, source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Err(log_err(format!(
+                    "there is no public key at {}; pass the operator's with --public-key FILE",
+                    path.display()
+                )));
+            }
+            other => other?,
+        },
     };
 
     let mut targets = Vec::new();
@@ -191,15 +199,18 @@ pub fn verify(
         }
         targets.push(Target {
             size: cp.tree_size,
-            root: cp.root().map_err(|e| log_err(format!("checkpoint file {} {e}", file.display())))?,
+            root: cp
+                .root()
+                .map_err(|e| log_err(format!("checkpoint file {} {e}", file.display())))?,
             what: format!("checkpoint file {}", file.display()),
         });
     }
 
     let removed = retention::read_all(&dir, &key).map_err(&log_err)?;
-    let (mut frontier, mut last_leaf) = removed.last().map_or((Frontier::new(), [0; 32]), |(_, s)| {
-        (s.frontier.clone(), s.last_leaf)
-    });
+    let (mut frontier, mut last_leaf) =
+        removed.last().map_or((Frontier::new(), [0; 32]), |(_, s)| {
+            (s.frontier.clone(), s.last_leaf)
+        });
     let removed_size = frontier.size();
 
     let checkpoints_path = dir.join(CHECKPOINTS_FILE);
@@ -214,9 +225,13 @@ pub fn verify(
     for (i, stored) in read.stored.iter().enumerate() {
         let cp = &stored.checkpoint;
         let what = format!("checkpoint {} in {}", i + 1, checkpoints_path.display());
-        cp.verify(&key).map_err(|e| log_err(format!("{what} {e}")))?;
+        cp.verify(&key)
+            .map_err(|e| log_err(format!("{what} {e}")))?;
         if cp.stream != stream.name() {
-            return Err(log_err(format!("{what} is for stream {}: it was copied from another log", cp.stream)));
+            return Err(log_err(format!(
+                "{what} is for stream {}: it was copied from another log",
+                cp.stream
+            )));
         }
         if cp.tree_size < signed_size {
             return Err(log_err(format!(
@@ -349,10 +364,8 @@ pub fn verify(
             last_leaf = leaf_hash(line);
             frontier.push(last_leaf);
             last_at = at();
-            while let Some(t) = targets.peek()
-                && t.size == frontier.size()
-            {
-                let t = targets.next().unwrap_or_else(|| unreachable_target());
+            let size = frontier.size();
+            while let Some(t) = targets.next_if(|t| t.size == size) {
                 if frontier.root() != t.root {
                     return Err(log_err(mismatch(&t, matched)));
                 }
@@ -402,15 +415,6 @@ fn prev_is(prev: &[u8], leaf: &Hash) -> bool {
     hex::decode_to_slice(prev, &mut decoded).is_ok() && decoded == *leaf
 }
 
-fn unreachable_target() -> Target {
-    // `peek` just returned Some; kept as a value rather than a panic.
-    Target {
-        size: 0,
-        root: [0; 32],
-        what: "an internal error; this is a warden bug, please report it".into(),
-    }
-}
-
 fn mismatch(t: &Target, matched: Option<u64>) -> String {
     let since = match matched {
         Some(m) => format!(
@@ -433,7 +437,10 @@ fn check_marker(dir: &Path, stream: &StreamId) -> Result<(), VerifyError> {
         Ok(text) if text == stream.marker_text() => Ok(()),
         Ok(_) => Err(VerifyError::NotAWardenLog {
             dir: dir.to_owned(),
-            reason: format!("its {MARKER_FILE} does not name the stream {}", stream.name()),
+            reason: format!(
+                "its {MARKER_FILE} does not name the stream {}",
+                stream.name()
+            ),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(VerifyError::NotAWardenLog {
             dir: dir.to_owned(),
