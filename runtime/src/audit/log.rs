@@ -817,3 +817,165 @@ fn scan_tail(
         active_started_ms,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use warden_host_api::scope::TenantId;
+
+    use super::*;
+    use crate::audit::{AuditLogs, VerifyOptions, verify};
+
+    fn tenant() -> TenantId {
+        TenantId::new("acme").unwrap()
+    }
+
+    fn append(log: &AuditLog, n: u64) -> Result<(), AuditError> {
+        let scope = HostScope {
+            tenant: Some(tenant()),
+            component: "test".into(),
+            invocation: format!("inv-{n}"),
+            actor: "tester".into(),
+        };
+        let body = EventBody::AgentDecision {
+            subject: format!("s{n}"),
+            outcome: "ok".into(),
+            reason: "because".into(),
+        };
+        audit::emit_host(log, &scope, body)
+    }
+
+    fn options() -> AuditOptions {
+        AuditOptions::default()
+    }
+
+    #[test]
+    fn concurrent_appenders_get_one_gapless_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = AuditLogs::new(dir.path(), options());
+        let log = logs.tenant(&tenant()).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let log = &log;
+                s.spawn(move || {
+                    for n in 0..50 {
+                        append(log, t * 1000 + n).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(log.size(), 400);
+        drop((log, logs));
+        let stream = StreamId::Tenant(tenant());
+        let report = verify(dir.path(), &stream, &VerifyOptions::default()).unwrap();
+        assert_eq!(report.events, 400);
+        assert_eq!(
+            report.signed_size, 400,
+            "the shutdown checkpoint covers all"
+        );
+    }
+
+    #[test]
+    fn full_segments_are_sealed_with_a_checkpoint_and_reopening_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = AuditOptions {
+            max_segment_bytes: 2_000,
+            ..options()
+        };
+        {
+            let logs = AuditLogs::new(dir.path(), opts.clone());
+            let log = logs.tenant(&tenant()).unwrap();
+            for n in 0..40 {
+                append(&log, n).unwrap();
+            }
+        }
+        let stream = StreamId::Tenant(tenant());
+        let segments = list_segments(&stream.dir(dir.path())).unwrap();
+        assert!(segments.len() > 3, "{segments:?}");
+        let read = read_checkpoints(&stream.dir(dir.path()).join(CHECKPOINTS_FILE)).unwrap();
+        assert!(
+            read.stored.len() >= segments.len(),
+            "one checkpoint per seal"
+        );
+
+        // A second process continues the same tree where the first stopped.
+        {
+            let logs = AuditLogs::new(dir.path(), opts);
+            let log = logs.tenant(&tenant()).unwrap();
+            assert_eq!(log.size(), 40);
+            append(&log, 40).unwrap();
+        }
+        let report = verify(dir.path(), &stream, &VerifyOptions::default()).unwrap();
+        assert_eq!(report.events, 41);
+    }
+
+    #[test]
+    fn a_checkpoint_is_signed_at_the_interval_without_a_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = AuditOptions {
+            checkpoint_interval: Duration::from_millis(30),
+            ..options()
+        };
+        let logs = AuditLogs::new(dir.path(), opts);
+        let log = logs.tenant(&tenant()).unwrap();
+        append(&log, 0).unwrap();
+        let path = log.dir().join(CHECKPOINTS_FILE);
+        let started = Instant::now();
+        while read_checkpoints(&path).unwrap().stored.is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(10), "no checkpoint");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            read_checkpoints(&path).unwrap().stored[0]
+                .checkpoint
+                .tree_size,
+            1
+        );
+    }
+
+    #[test]
+    fn a_failed_write_fails_every_later_append_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = AuditLogs::new(dir.path(), options());
+        let log = logs.tenant(&tenant()).unwrap();
+        append(&log, 0).unwrap();
+        // Swap the segment for a handle that cannot write, as a full or
+        // failing disk would behave.
+        {
+            let mut writer = lock(&log.writer);
+            writer.file = File::open(&writer.path).unwrap();
+        }
+        let err = append(&log, 1).unwrap_err();
+        assert!(err.reason.contains("cannot write"), "{err}");
+        let err = append(&log, 2).unwrap_err();
+        assert!(err.reason.contains("stopped after a failed write"), "{err}");
+        assert_eq!(log.size(), 1);
+
+        // The next process starts from what is on disk.
+        drop((log, logs));
+        let logs = AuditLogs::new(dir.path(), options());
+        let log = logs.tenant(&tenant()).unwrap();
+        assert_eq!(log.size(), 1);
+        append(&log, 3).unwrap();
+    }
+
+    #[test]
+    fn an_event_for_another_tenant_is_refused_as_a_bug() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = AuditLogs::new(dir.path(), options());
+        let log = logs.tenant(&tenant()).unwrap();
+        let scope = HostScope {
+            tenant: Some(TenantId::new("globex").unwrap()),
+            component: "test".into(),
+            invocation: "x".into(),
+            actor: "x".into(),
+        };
+        let body = EventBody::AgentDecision {
+            subject: "s".into(),
+            outcome: "o".into(),
+            reason: "r".into(),
+        };
+        let err = audit::emit_host(&*log, &scope, body).unwrap_err();
+        assert!(err.reason.contains("warden bug"), "{err}");
+        assert_eq!(log.size(), 0);
+    }
+}
