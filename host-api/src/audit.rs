@@ -313,7 +313,7 @@ pub fn value_digest(bytes: &[u8]) -> String {
 
 fn now_unix_ms() -> u64 {
     // A clock before 1970 is a broken host clock; record 0 rather than fail
-    // the call, the hash chain still orders the events.
+    // the call, the log's sequence numbers still order the events.
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -56,6 +56,9 @@ use super::{
     },
 };
 
+/// How long opening waits for another process to let go of a stream.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
 /// State shared by appenders, under [`AuditLog::state`].
 struct State {
     /// Sequence number the next append gets.
@@ -625,12 +628,20 @@ fn open_marker(dir: &Path, stream: &StreamId) -> Result<File, AuditLogError> {
         .truncate(false)
         .open(&path)
         .map_err(|e| io("open", e))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(AuditLogError::Locked(dir.to_owned()));
+    // Another short-lived warden command (a `run`, an operator's `show`)
+    // usually lets go within moments; wait a little before giving up.
+    let started = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(AuditLogError::Locked(dir.to_owned()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", e)),
         }
-        Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", e)),
     }
     let text = std::fs::read_to_string(&path).map_err(|e| io("read", e))?;
     if text.is_empty() {

@@ -140,6 +140,29 @@ struct Target {
 
 /// Verifies `stream` under `data_dir`. See the module docs.
 ///
+/// # Example
+///
+/// An auditor's tool checking a tenant's log with the public key and a
+/// checkpoint it kept itself:
+///
+/// ```no_run
+/// use warden_runtime::{
+///     TenantId,
+///     audit::{Checkpoint, PublicKey, StreamId, VerifyOptions, verify},
+/// };
+///
+/// let key = PublicKey::read("auditor/warden.pub".as_ref())?;
+/// let saved = "auditor/acme-2026-06-30.json";
+/// let options = VerifyOptions {
+///     public_key: Some(key),
+///     trusted: Some((saved.into(), Checkpoint::read_file(saved.as_ref())?)),
+/// };
+/// let stream = StreamId::Tenant(TenantId::new("acme")?);
+/// let report = verify("/var/lib/warden".as_ref(), &stream, &options)?;
+/// println!("{} events, root {}", report.events, hex::encode(report.root));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Errors
 ///
 /// Returns the first problem found, naming the event, file or checkpoint.
