@@ -60,8 +60,9 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Print a stream's audit events (recorded in the control-plane
-    /// stream as a read by --actor).
+    /// Print a stream's audit events.
+    ///
+    /// The read is recorded in the control-plane stream, naming --actor.
     Show {
         #[command(flatten)]
         stream: StreamArgs,
@@ -71,9 +72,10 @@ enum AuditCommand {
         #[command(flatten)]
         actor: ActorArg,
     },
-    /// Recompute a stream's Merkle tree from its events and check it against
-    /// every signed checkpoint; name the first event, file or checkpoint at
-    /// fault.
+    /// Check a stream against its signed checkpoints.
+    ///
+    /// Recomputes the Merkle tree from the stored events, checks every
+    /// signature, and names the first event, file or checkpoint at fault.
     Verify {
         #[command(flatten)]
         stream: StreamArgs,
@@ -89,15 +91,19 @@ enum AuditCommand {
         #[command(flatten)]
         actor: ActorArg,
     },
-    /// Sign a checkpoint of everything recorded so far (unless the latest
-    /// one covers it) and print it as one JSON line; store it where this
-    /// host cannot rewrite it.
+    /// Print a signed checkpoint of everything recorded so far.
+    ///
+    /// Signs a new one unless the latest already covers every event, and
+    /// prints it as one JSON line; store it where this host cannot rewrite
+    /// it.
     Checkpoint {
         #[command(flatten)]
         stream: StreamArgs,
     },
-    /// Print an inclusion proof of one event, or a consistency proof from an
-    /// older tree size, against a fresh checkpoint.
+    /// Print an inclusion or consistency proof.
+    ///
+    /// Proves one event (--event) or an older tree size (--old-size)
+    /// against the latest checkpoint.
     Prove {
         #[command(flatten)]
         stream: StreamArgs,
@@ -115,8 +121,9 @@ enum AuditCommand {
         #[command(flatten)]
         actor: ActorArg,
     },
-    /// Write the events of a time range with a checkpoint and their proofs,
-    /// so that an auditor can verify the excerpt alone.
+    /// Export a time range with its checkpoint and proofs.
+    ///
+    /// An auditor verifies the excerpt alone with `verify-export`.
     Export {
         #[command(flatten)]
         stream: StreamArgs,
@@ -134,8 +141,7 @@ enum AuditCommand {
         #[command(flatten)]
         actor: ActorArg,
     },
-    /// Check an export written by `warden audit export`, with nothing but
-    /// the export and the public key.
+    /// Check an export with nothing but it and the public key.
     VerifyExport {
         /// The export directory.
         dir: PathBuf,
@@ -143,11 +149,14 @@ enum AuditCommand {
         #[arg(long, value_name = "FILE")]
         public_key: PathBuf,
     },
-    /// Print the public key that checks this data directory's checkpoints
-    /// (making the key pair if there is none yet).
+    /// Print the public key that checks this data directory's checkpoints.
+    ///
+    /// Makes the key pair if there is none yet.
     PublicKey,
-    /// Remove a tenant's sealed segments whose events are all older than the
-    /// retention period, leaving a signed record of the removal.
+    /// Remove sealed segments older than a retention period.
+    ///
+    /// Only whole segments whose every event is older go, and a signed
+    /// record of the removed range stays, so the rest still verifies.
     Prune {
         #[command(flatten)]
         stream: StreamArgs,
