@@ -63,16 +63,18 @@ const LOCK_WAIT: Duration = Duration::from_secs(5);
 struct State {
     /// Sequence number the next append gets.
     next_seq: u64,
-    /// Leaf hash of event `next_seq - 1`, the next record's `prev`.
-    last_leaf: Hash,
-    /// Encoded records not yet handed to a leader, newline-terminated.
+    /// Events (their JSON, back to back) not yet handed to a leader.
     pending: Vec<u8>,
-    /// Their leaf hashes.
-    pending_leaves: Vec<Hash>,
-    /// A cleared buffer to swap in for `pending`, so that batches reuse
-    /// their allocations.
-    spare: Vec<u8>,
-    spare_leaves: Vec<Hash>,
+    /// Where each pending event ends in `pending`.
+    pending_ends: Vec<usize>,
+    /// Cleared buffers to swap in for the pending ones, so that batches
+    /// reuse their allocations.
+    spare: (Vec<u8>, Vec<usize>),
+    /// Counts the batches leaders took. An appender waits on
+    /// [`AuditLog::flushed`]`[generation % 2]` of the generation its
+    /// event joined, so that a finished batch wakes its own appenders and
+    /// not those already queued for the next one.
+    generation: u64,
     /// The tree over the events known to be on disk.
     durable: Frontier,
     /// Leaf hash of the last durable event.
@@ -100,6 +102,16 @@ struct Writer {
     started_ms: Option<u64>,
 }
 
+/// What only the leader touches while it encodes a batch.
+struct Encoder {
+    /// Leaf hash of the last event encoded, the next record's `prev`.
+    last_leaf: Hash,
+    /// The batch's encoded lines.
+    lines: Vec<u8>,
+    /// The batch's leaf hashes.
+    leaves: Vec<Hash>,
+}
+
 /// The checkpoints file and the latest checkpoint signed.
 struct Checkpoints {
     file: File,
@@ -114,8 +126,11 @@ pub struct AuditLog {
     options: AuditOptions,
     signer: Arc<Signer>,
     state: Mutex<State>,
-    flushed: Condvar,
+    /// Signalled when a batch is on disk, one per batch parity; see
+    /// [`State::generation`].
+    flushed: [Condvar; 2],
     writer: Mutex<Writer>,
+    encoder: Mutex<Encoder>,
     checkpoints: Mutex<Checkpoints>,
     /// The locked marker file; the lock lives as long as the handle.
     _marker: File,
@@ -262,11 +277,10 @@ impl AuditLog {
             signer,
             state: Mutex::new(State {
                 next_seq,
-                last_leaf: scan.last_leaf,
                 pending: Vec::new(),
-                pending_leaves: Vec::new(),
-                spare: Vec::new(),
-                spare_leaves: Vec::new(),
+                pending_ends: Vec::new(),
+                spare: (Vec::new(), Vec::new()),
+                generation: 0,
                 durable: scan.frontier,
                 durable_last_leaf: scan.last_leaf,
                 flushing: false,
@@ -274,8 +288,13 @@ impl AuditLog {
                 checkpoint_due: false,
                 checkpoint_signed_at: Instant::now(),
             }),
-            flushed: Condvar::new(),
+            flushed: [Condvar::new(), Condvar::new()],
             writer: Mutex::new(writer),
+            encoder: Mutex::new(Encoder {
+                last_leaf: scan.last_leaf,
+                lines: Vec::new(),
+                leaves: Vec::new(),
+            }),
             checkpoints: Mutex::new(checkpoints),
             _marker: marker,
         };
@@ -396,10 +415,11 @@ impl AuditLog {
     ) -> Result<R, AuditLogError> {
         let mut st = lock(&self.state);
         while st.flushing {
-            st = self
-                .flushed
-                .wait(st)
-                .unwrap_or_else(PoisonError::into_inner);
+            // The timeout covers a wake-up meant for the other parity.
+            st = self.flushed[0]
+                .wait_timeout(st, Duration::from_millis(5))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
         if let Some(reason) = &st.failed {
             return Err(AuditLogError::Failed {
@@ -423,7 +443,9 @@ impl AuditLog {
         };
         let mut st = lock(&self.state);
         st.flushing = false;
-        self.flushed.notify_all();
+        // Whoever queued meanwhile needs a leader.
+        self.flushed[0].notify_all();
+        self.flushed[1].notify_all();
         drop(st);
         result
     }
@@ -446,14 +468,14 @@ impl AuditLog {
                 "the log stopped after a failed write ({reason}); restart warden"
             ));
         }
+        // Only a copy under the lock: the leader encodes the record and
+        // computes its leaf hash outside it.
         let seq = st.next_seq;
-        let line = super::stream::encode_line(seq, &st.last_leaf, &json);
-        let leaf = leaf_hash(&line);
-        st.pending.extend_from_slice(&line);
-        st.pending.push(b'\n');
-        st.pending_leaves.push(leaf);
-        st.last_leaf = leaf;
         st.next_seq += 1;
+        st.pending.extend_from_slice(&json);
+        let end = st.pending.len();
+        st.pending_ends.push(end);
+        let parity = (st.generation % 2) as usize;
 
         loop {
             if st.durable.size() >= seq {
@@ -463,8 +485,7 @@ impl AuditLog {
                 return Err(format!("cannot write: {reason}"));
             }
             if st.flushing {
-                st = self
-                    .flushed
+                st = self.flushed[parity]
                     .wait(st)
                     .unwrap_or_else(PoisonError::into_inner);
             } else {
@@ -484,22 +505,40 @@ impl AuditLog {
     /// Writes the whole pending batch as leader and returns the state lock.
     fn lead_batch<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         st.flushing = true;
+        let batch_parity = (st.generation % 2) as usize;
+        st.generation += 1;
         let spare = std::mem::take(&mut st.spare);
-        let batch = std::mem::replace(&mut st.pending, spare);
-        let spare_leaves = std::mem::take(&mut st.spare_leaves);
-        let leaves = std::mem::replace(&mut st.pending_leaves, spare_leaves);
+        let events = std::mem::replace(&mut st.pending, spare.0);
+        let ends = std::mem::replace(&mut st.pending_ends, spare.1);
         let first = st.durable.size() + 1;
         drop(st);
 
-        let result = self.write_batch(&batch, first);
+        let mut encoder = lock(&self.encoder);
+        let encoder = &mut *encoder;
+        encoder.lines.clear();
+        encoder.leaves.clear();
+        let mut prev = encoder.last_leaf;
+        let mut start = 0;
+        for (seq, &end) in (first..).zip(&ends) {
+            let line_start = encoder.lines.len();
+            super::stream::encode_line_into(&mut encoder.lines, seq, &prev, &events[start..end]);
+            prev = leaf_hash(&encoder.lines[line_start..]);
+            encoder.lines.push(b'\n');
+            encoder.leaves.push(prev);
+            start = end;
+        }
+        let result = self.write_batch(&encoder.lines, first);
+        if result.is_ok() {
+            encoder.last_leaf = prev;
+        }
 
         let mut st = lock(&self.state);
         match result {
             Ok(sealed) => {
-                for leaf in &leaves {
+                for leaf in &encoder.leaves {
                     st.durable.push(*leaf);
                 }
-                if let Some(last) = leaves.last() {
+                if let Some(last) = encoder.leaves.last() {
                     st.durable_last_leaf = *last;
                 }
                 let interval_passed =
@@ -512,12 +551,14 @@ impl AuditLog {
             }
         }
         st.flushing = false;
-        let (mut batch, mut leaves) = (batch, leaves);
-        batch.clear();
-        leaves.clear();
-        st.spare = batch;
-        st.spare_leaves = leaves;
-        self.flushed.notify_all();
+        let (mut events, mut ends) = (events, ends);
+        events.clear();
+        ends.clear();
+        st.spare = (events, ends);
+        // Everybody in this batch is done; one of those queued for the
+        // next batch (if any) becomes its leader.
+        self.flushed[batch_parity].notify_all();
+        self.flushed[1 - batch_parity].notify_one();
         st
     }
 
@@ -798,7 +839,7 @@ fn scan_tail(
                     record.seq
                 ));
             }
-            if record.prev != hex::encode(last_leaf).as_bytes() {
+            if hex::decode(record.prev).ok().as_deref() != Some(&last_leaf[..]) {
                 return Err(format!(
                     "event {expected} does not link to event {}",
                     expected - 1

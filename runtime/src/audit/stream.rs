@@ -130,17 +130,31 @@ pub fn list_segments(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     Ok(out)
 }
 
-/// Encodes one record line (without its newline).
-pub(crate) fn encode_line(seq: u64, prev: &Hash, event_json: &[u8]) -> Vec<u8> {
-    let mut line = Vec::with_capacity(event_json.len() + 100);
-    line.extend_from_slice(b"{\"seq\":");
-    line.extend_from_slice(seq.to_string().as_bytes());
-    line.extend_from_slice(b",\"prev\":\"");
-    line.extend_from_slice(hex::encode(prev).as_bytes());
-    line.extend_from_slice(b"\",\"event\":");
-    line.extend_from_slice(event_json);
-    line.push(b'}');
-    line
+/// Appends one record line (without its newline) to `out`.
+pub(crate) fn encode_line_into(out: &mut Vec<u8>, seq: u64, prev: &Hash, event_json: &[u8]) {
+    let mut hex = [0u8; 64];
+    // 32 bytes always fit 64 hex digits.
+    let _ = hex::encode_to_slice(prev, &mut hex);
+    out.extend_from_slice(b"{\"seq\":");
+    out.extend_from_slice(itoa(seq, &mut [0u8; 20]));
+    out.extend_from_slice(b",\"prev\":\"");
+    out.extend_from_slice(&hex);
+    out.extend_from_slice(b"\",\"event\":");
+    out.extend_from_slice(event_json);
+    out.push(b'}');
+}
+
+/// `n` in decimal, written into `buf`.
+fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
 }
 
 /// One record line, split into its fields without copying.
@@ -230,6 +244,12 @@ pub fn split_lines(bytes: &[u8]) -> (impl Iterator<Item = &[u8]>, &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encode_line(seq: u64, prev: &Hash, event_json: &[u8]) -> Vec<u8> {
+        let mut line = Vec::new();
+        encode_line_into(&mut line, seq, prev, event_json);
+        line
+    }
 
     #[test]
     fn records_round_trip_through_their_canonical_form() {

@@ -301,7 +301,8 @@ pub fn verify(
         .rposition(|(first, _)| *first <= removed_size + 1)
         .unwrap_or(0);
     let tenant = stream.tenant().map(|t| t.as_str());
-    let mut last_at = String::new();
+    // Where the previous record was, formatted only for a message.
+    let mut last_at = (String::new(), 0);
     for (index, (first, path)) in segments.iter().enumerate().skip(start) {
         let name = file_name(path);
         let expected = frontier.size() + 1;
@@ -376,7 +377,7 @@ pub fn verify(
                 } else {
                     VerifyError::Event {
                         seq: expected - 1,
-                        at: last_at.clone(),
+                        at: format!("{} line {}", last_at.0, last_at.1),
                         problem: format!(
                             "does not match the hash event {expected} recorded for it: the event \
                              was edited"
@@ -386,7 +387,10 @@ pub fn verify(
             }
             last_leaf = leaf_hash(line);
             frontier.push(last_leaf);
-            last_at = at();
+            if last_at.0 != name {
+                last_at.0.clone_from(&name);
+            }
+            last_at.1 = n + 1;
             let size = frontier.size();
             while let Some(t) = targets.next_if(|t| t.size == size) {
                 if frontier.root() != t.root {
@@ -434,8 +438,10 @@ pub fn verify(
 /// Whether the hex `prev` of a record names `leaf`, without allocating:
 /// this runs once per event.
 fn prev_is(prev: &[u8], leaf: &Hash) -> bool {
-    let mut decoded = [0u8; 32];
-    hex::decode_to_slice(prev, &mut decoded).is_ok() && decoded == *leaf
+    let mut hex = [0u8; 64];
+    // Encoding 32 bytes is cheaper than decoding 64 digits with checks,
+    // and a record's prev must be in lower-case hex anyway.
+    hex::encode_to_slice(leaf, &mut hex).is_ok() && prev == hex
 }
 
 fn mismatch(t: &Target, matched: Option<u64>) -> String {
