@@ -2,15 +2,17 @@
 //!
 //! # Appending
 //!
-//! An appender encodes its event, takes the next sequence number, computes
-//! the record's leaf hash and adds the record to a pending batch, all under
-//! one short lock. It then waits until its record is on disk. Whoever finds
-//! no write in progress becomes the leader: it takes the whole pending batch,
-//! writes it with one `write` and one `fdatasync`, and wakes everybody whose
-//! record it carried. Appenders arriving meanwhile gather into the next
-//! batch, so that the number of syncs per second stays near the disk's sync
-//! rate however many appenders there are (group commit, as in database
-//! write-ahead logs).
+//! An appender serializes its event, then under one short lock takes the
+//! next sequence number and copies the event into a pending batch. Whoever
+//! finds no write in progress becomes the leader: it takes the whole pending
+//! batch, encodes the records and their leaf hashes (each record names the
+//! one before it, so this is sequential), writes them with one `write` and
+//! one `fdatasync`, and unparks everybody whose record it carried, handing
+//! the lead to one of the appenders that gathered meanwhile. The number of
+//! syncs per second so stays near the disk's sync rate however many
+//! appenders there are (group commit, as in database write-ahead logs). A
+//! woken appender reads an atomic to learn that its record is on disk, so
+//! that hundreds of them do not queue for the lock at once.
 //!
 //! An append returns only once its batch is synced (or, with
 //! [`AuditDurability::OsBuffered`], written), and a capability call goes
@@ -35,7 +37,11 @@ use std::{
     fs::{File, OpenOptions},
     io::{Seek as _, SeekFrom, Write as _},
     path::{Path, PathBuf},
-    sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    thread::Thread,
     time::{Duration, Instant},
 };
 
@@ -70,11 +76,9 @@ struct State {
     /// Cleared buffers to swap in for the pending ones, so that batches
     /// reuse their allocations.
     spare: (Vec<u8>, Vec<usize>),
-    /// Counts the batches leaders took. An appender waits on
-    /// [`AuditLog::flushed`]`[generation % 2]` of the generation its
-    /// event joined, so that a finished batch wakes its own appenders and
-    /// not those already queued for the next one.
-    generation: u64,
+    /// The appenders waiting for the pending events, parked until their
+    /// batch is on disk or they are handed the lead.
+    pending_waiters: Vec<Thread>,
     /// The tree over the events known to be on disk.
     durable: Frontier,
     /// Leaf hash of the last durable event.
@@ -126,9 +130,10 @@ pub struct AuditLog {
     options: AuditOptions,
     signer: Arc<Signer>,
     state: Mutex<State>,
-    /// Signalled when a batch is on disk, one per batch parity; see
-    /// [`State::generation`].
-    flushed: [Condvar; 2],
+    /// The last sequence number on disk, readable without the state lock so
+    /// that a woken appender whose event is on disk returns at once instead
+    /// of queueing for the lock behind every other one.
+    durable_seq: AtomicU64,
     writer: Mutex<Writer>,
     encoder: Mutex<Encoder>,
     checkpoints: Mutex<Checkpoints>,
@@ -280,7 +285,7 @@ impl AuditLog {
                 pending: Vec::new(),
                 pending_ends: Vec::new(),
                 spare: (Vec::new(), Vec::new()),
-                generation: 0,
+                pending_waiters: Vec::new(),
                 durable: scan.frontier,
                 durable_last_leaf: scan.last_leaf,
                 flushing: false,
@@ -288,7 +293,7 @@ impl AuditLog {
                 checkpoint_due: false,
                 checkpoint_signed_at: Instant::now(),
             }),
-            flushed: [Condvar::new(), Condvar::new()],
+            durable_seq: AtomicU64::new(next_seq - 1),
             writer: Mutex::new(writer),
             encoder: Mutex::new(Encoder {
                 last_leaf: scan.last_leaf,
@@ -415,11 +420,11 @@ impl AuditLog {
     ) -> Result<R, AuditLogError> {
         let mut st = lock(&self.state);
         while st.flushing {
-            // The timeout covers a wake-up meant for the other parity.
-            st = self.flushed[0]
-                .wait_timeout(st, Duration::from_millis(5))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            // Sealing and retention are rare; polling keeps the appenders'
+            // path free of anything they would have to signal.
+            drop(st);
+            std::thread::sleep(Duration::from_millis(1));
+            st = lock(&self.state);
         }
         if let Some(reason) = &st.failed {
             return Err(AuditLogError::Failed {
@@ -444,9 +449,11 @@ impl AuditLog {
         let mut st = lock(&self.state);
         st.flushing = false;
         // Whoever queued meanwhile needs a leader.
-        self.flushed[0].notify_all();
-        self.flushed[1].notify_all();
+        let next_leader = st.pending_waiters.first().cloned();
         drop(st);
+        if let Some(t) = next_leader {
+            t.unpark();
+        }
         result
     }
 
@@ -475,25 +482,38 @@ impl AuditLog {
         st.pending.extend_from_slice(&json);
         let end = st.pending.len();
         st.pending_ends.push(end);
-        let parity = (st.generation % 2) as usize;
 
-        loop {
-            if st.durable.size() >= seq {
-                break;
+        if st.flushing {
+            st.pending_waiters.push(std::thread::current());
+            drop(st);
+            loop {
+                std::thread::park();
+                if self.durable_seq.load(Ordering::Acquire) >= seq {
+                    break;
+                }
+                let st = lock(&self.state);
+                if st.durable.size() >= seq || st.failed.is_some() {
+                    break;
+                }
+                if !st.flushing {
+                    // Handed the lead (or woken spuriously while nobody
+                    // leads): write the batch this event is in.
+                    self.lead_batch(st);
+                    break;
+                }
+                // Still in flight: park again; the leader unparks us.
             }
-            if let Some(reason) = &st.failed {
-                return Err(format!("cannot write: {reason}"));
-            }
-            if st.flushing {
-                st = self.flushed[parity]
-                    .wait(st)
-                    .unwrap_or_else(PoisonError::into_inner);
-            } else {
-                st = self.lead_batch(st);
-            }
+        } else {
+            self.lead_batch(st);
         }
-        let due = std::mem::take(&mut st.checkpoint_due);
-        drop(st);
+        if self.durable_seq.load(Ordering::Acquire) < seq {
+            let reason = lock(&self.state).failed.clone();
+            return Err(format!(
+                "cannot write: {}",
+                reason.as_deref().unwrap_or("the batch was not written")
+            ));
+        }
+        let due = std::mem::take(&mut lock(&self.state).checkpoint_due);
         if due && let Err(e) = self.checkpoint() {
             // The event itself is on disk; a late checkpoint only widens
             // the window that the next one covers.
@@ -502,11 +522,11 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Writes the whole pending batch as leader and returns the state lock.
-    fn lead_batch<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    /// Writes the whole pending batch as leader, then wakes its appenders
+    /// and hands the lead to one of those queued meanwhile.
+    fn lead_batch(&self, mut st: MutexGuard<'_, State>) {
         st.flushing = true;
-        let batch_parity = (st.generation % 2) as usize;
-        st.generation += 1;
+        let waiters = std::mem::take(&mut st.pending_waiters);
         let spare = std::mem::take(&mut st.spare);
         let events = std::mem::replace(&mut st.pending, spare.0);
         let ends = std::mem::replace(&mut st.pending_ends, spare.1);
@@ -541,6 +561,7 @@ impl AuditLog {
                 if let Some(last) = encoder.leaves.last() {
                     st.durable_last_leaf = *last;
                 }
+                self.durable_seq.store(st.durable.size(), Ordering::Release);
                 let interval_passed =
                     st.checkpoint_signed_at.elapsed() >= self.options.checkpoint_interval;
                 st.checkpoint_due |= sealed || interval_passed;
@@ -555,11 +576,17 @@ impl AuditLog {
         events.clear();
         ends.clear();
         st.spare = (events, ends);
-        // Everybody in this batch is done; one of those queued for the
-        // next batch (if any) becomes its leader.
-        self.flushed[batch_parity].notify_all();
-        self.flushed[1 - batch_parity].notify_one();
-        st
+        // One of those queued for the next batch becomes its leader; after
+        // a failure all of them must learn it.
+        let wake_next: Vec<Thread> = if st.failed.is_some() {
+            st.pending_waiters.clone()
+        } else {
+            st.pending_waiters.first().cloned().into_iter().collect()
+        };
+        drop(st);
+        for t in wake_next.iter().chain(&waiters) {
+            t.unpark();
+        }
     }
 
     /// Writes one batch into the active segment, sealing it first when it
