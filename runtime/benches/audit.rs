@@ -16,9 +16,8 @@
 //! Run with `cargo bench -p warden-runtime --bench audit`; add `-- verify`
 //! (or `appends`, `sha256`) to run one part alone, and set
 //! `WARDEN_BENCH_VERIFY_RUNS` to repeat verification more often than three
-//! times (for a profiler). Set
-//! `WARDEN_BENCH_DIR` to put the logs on another file system than the
-//! system temp directory.
+//! times (for a profiler). Set `WARDEN_BENCH_DIR` to put the logs on another
+//! file system than the system temp directory.
 
 use std::{
     hint::black_box,
