@@ -227,3 +227,66 @@ impl Drop for AuditLogs {
         // Dropping the logs signs their shutdown checkpoints.
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use warden_host_api::audit::Decision;
+
+    use super::*;
+    use crate::audit::{VerifyOptions, verify};
+
+    #[test]
+    fn a_tick_applies_a_tenants_configured_retention_and_the_rest_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let acme = TenantId::new("acme").unwrap();
+        let globex = TenantId::new("globex").unwrap();
+        let options = AuditOptions {
+            max_segment_bytes: 1_500,
+            retention: vec![(acme.clone(), Duration::ZERO)],
+            ..AuditOptions::default()
+        };
+        let logs = AuditLogs::new(dir.path(), options);
+        for tenant in [&acme, &globex] {
+            let log = logs.tenant(tenant).unwrap();
+            let scope = HostScope {
+                tenant: Some(tenant.clone()),
+                component: "test".into(),
+                invocation: "inv".into(),
+                actor: "tester".into(),
+            };
+            for n in 0..20 {
+                let body = EventBody::HostCall {
+                    interface: "warden:agent/records".into(),
+                    function: "get".into(),
+                    resource: format!("a/{n}"),
+                    decision: Decision::Allow,
+                    reason: "granted".into(),
+                    blame: None,
+                    value_digest: None,
+                };
+                audit::emit_host(&*log, &scope, body).unwrap();
+            }
+        }
+        logs.tick();
+        drop(logs);
+
+        let acme_report = verify(
+            dir.path(),
+            &StreamId::Tenant(acme),
+            &VerifyOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(acme_report.removed, 20, "every event was past retention");
+        assert_eq!(acme_report.events, 21, "the removal is an event of its own");
+        let globex_report = verify(
+            dir.path(),
+            &StreamId::Tenant(globex),
+            &VerifyOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(globex_report.removed, 0, "no retention configured");
+        assert_eq!(globex_report.events, 20);
+    }
+}
