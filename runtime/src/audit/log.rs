@@ -346,6 +346,29 @@ impl AuditLog {
         lock(&self.state).durable.size()
     }
 
+    /// Makes every acknowledged append durable.
+    ///
+    /// With [`AuditDurability::Synced`] there is nothing to do: each append
+    /// was synced before it returned. With [`AuditDurability::OsBuffered`]
+    /// this syncs the active segment, for a caller that wants the events so
+    /// far on disk before it goes ahead (for example before committing an
+    /// invocation's writes).
+    ///
+    /// # Errors
+    ///
+    /// Fails when the segment cannot be synced.
+    pub fn sync(&self) -> Result<(), AuditLogError> {
+        if self.options.durability == AuditDurability::Synced {
+            return Ok(());
+        }
+        let writer = lock(&self.writer);
+        writer.file.sync_data().map_err(|source| AuditLogError::Io {
+            path: writer.path.clone(),
+            action: "sync",
+            source,
+        })
+    }
+
     /// Signs a checkpoint of everything on disk, unless the latest one
     /// already covers it, and returns the latest checkpoint.
     ///
@@ -601,6 +624,14 @@ impl AuditLog {
         });
         let sealed = full || old;
         if sealed {
+            // Synced appends are on disk already; buffered ones must not be
+            // left behind in a segment that `sync` no longer reaches.
+            if self.options.durability == AuditDurability::OsBuffered {
+                writer
+                    .file
+                    .sync_data()
+                    .map_err(|e| format!("cannot sync {}: {e}", writer.path.display()))?;
+            }
             *writer = new_segment(&self.dir, first_seq).map_err(|e| e.to_string())?;
         }
         writer
@@ -638,6 +669,14 @@ impl SealHandle<'_> {
     /// at the next sequence number.
     pub(crate) fn seal(&mut self) -> Result<(), AuditLogError> {
         if self.writer.bytes > 0 {
+            self.writer
+                .file
+                .sync_data()
+                .map_err(|source| AuditLogError::Io {
+                    path: self.writer.path.clone(),
+                    action: "sync",
+                    source,
+                })?;
             *self.writer = new_segment(&self.log.dir, self.durable_seq + 1)?;
         }
         Ok(())
