@@ -212,7 +212,7 @@ fn appends() {
     let single = appends_per_second(1, AuditDurability::Synced);
     println!("durable appends, 1 appender (one fdatasync each):  {single:>10.0} events/s");
     let mut best = (0, 0.0);
-    for threads in [16, 64, 256, 1024] {
+    for threads in [16, 64, 256, 512, 1024] {
         let rate = appends_per_second(threads, AuditDurability::Synced);
         println!("durable appends, group commit, {threads:>3} appenders:   {rate:>10.0} events/s");
         if rate > best.1 {

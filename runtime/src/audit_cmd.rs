@@ -17,6 +17,7 @@ use warden_runtime::audit::{
     AuditLogs, AuditOptions, Checkpoint, PublicKey, StreamId, VerifyOptions,
     export::{export, verify_export},
     proof::{StoredTree, prove_consistency, prove_inclusion},
+    retention::format_period,
     stream::MARKER_FILE,
     verify,
 };
@@ -131,6 +132,13 @@ pub(crate) fn dispatch(data_dir: &Path, command: AuditCommand) -> anyhow::Result
                 bail!("--until is before --since; give a range that moves forward in time");
             }
             require_log(data_dir, &stream)?;
+            // Refused before the read is recorded: nothing is read.
+            if std::fs::read_dir(&output).is_ok_and(|mut d| d.next().is_some()) {
+                bail!(
+                    "export directory {} is not empty; give a new directory",
+                    output.display()
+                );
+            }
             let range = format!(
                 "{}..{}",
                 humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(since_ms)),
@@ -185,7 +193,7 @@ pub(crate) fn dispatch(data_dir: &Path, command: AuditCommand) -> anyhow::Result
         AuditCommand::Prune { stream, retention } => {
             let stream = stream.stream()?;
             require_log(data_dir, &stream)?;
-            let period = humantime::format_duration(retention);
+            let period = format_period(retention);
             match logs.open(&stream)?.remove_expired(retention)? {
                 Some(last) => println!(
                     "removed events 1..{last} of {stream}: every one was older than {period}"

@@ -245,7 +245,7 @@ pub(crate) fn remove_expired(
         stream: log.stream().clone(),
         reason,
     };
-    let period = humantime::format_duration(retention).to_string();
+    let period = format_period(retention);
 
     let removal = log.with_writer_quiet(|handle| {
         // The active segment is sealed when everything in it has expired,
@@ -373,10 +373,37 @@ fn append_record(dir: &Path, record: &RetentionRecord) -> Result<(), AuditLogErr
         .map_err(|e| io("write", e))
 }
 
+/// A retention period as people write it: `90days`, `36h`, or humantime's
+/// form for anything else (which turns days into months and days).
+pub fn format_period(period: Duration) -> String {
+    let secs = period.as_secs();
+    if period.subsec_nanos() == 0 && secs > 0 && secs % 86_400 == 0 {
+        format!("{}days", secs / 86_400)
+    } else if period.subsec_nanos() == 0 && secs > 0 && secs % 3_600 == 0 {
+        format!("{}h", secs / 3_600)
+    } else {
+        humantime::format_duration(period).to_string()
+    }
+}
+
 /// Time of the last complete record in a segment's bytes.
 fn newest_time(bytes: &[u8]) -> Option<u64> {
     let (lines, _) = split_lines(bytes);
     lines
         .last()
         .and_then(|l| Record::parse(l).ok()?.time_unix_ms())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_print_as_operators_write_them() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(format_period(day * 90), "90days");
+        assert_eq!(format_period(Duration::from_secs(36 * 3600)), "36h");
+        assert_eq!(format_period(Duration::ZERO), "0s");
+        assert_eq!(format_period(Duration::from_secs(90)), "1m 30s");
+    }
 }
