@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::scope::{Digest, InstanceScope};
+use crate::scope::{Digest, InstanceScope, TenantId};
 
 /// Where audit events go. Implemented by the runtime's audit log.
 pub trait AuditSink: Send + Sync {
@@ -229,6 +229,48 @@ pub enum EventBody {
         /// The agent's reason.
         reason: String,
     },
+    /// The runtime found a record cut short at the end of the log when it
+    /// opened it (a crash during a write), removed it, and goes on from
+    /// the last complete record. The cut record was never acknowledged:
+    /// the call it recorded did not get a result.
+    LogRecovered {
+        /// The file the bytes were cut from.
+        file: String,
+        /// How many bytes were cut.
+        cut_bytes: u64,
+        /// sha256 of the cut bytes, so that a copy of them can be matched.
+        cut_digest: String,
+        /// The sequence number the cut record would have had, when it was
+        /// an event (absent when a checkpoint line was cut).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        cut_seq: Option<u64>,
+    },
+    /// Whole sealed segments older than the retention period were removed.
+    /// The signed retention record beside the log keeps the tree hashes
+    /// that the rest of the log still verifies against.
+    RetentionRemoved {
+        /// First removed sequence number.
+        first_seq: u64,
+        /// Last removed sequence number.
+        last_seq: u64,
+        /// How many segment files were removed.
+        segments: u64,
+        /// The retention period applied, for example `90days`.
+        retention: String,
+        /// Root hash of the tree of events 1..=`last_seq`, hex.
+        root_hash: String,
+    },
+    /// Someone read a stream's events through warden (shown, exported,
+    /// proved or verified). Recorded in the control-plane stream before
+    /// the read happens.
+    AuditRead {
+        /// The stream read: a tenant id or `_control`.
+        stream: String,
+        /// What was done: `show`, `export`, `prove` or `verify`.
+        action: String,
+        /// Which part: a sequence number, a time range, or `all`.
+        range: String,
+    },
     /// One line the guest wrote to stdout or stderr.
     StreamLine {
         /// Which stream.
@@ -241,8 +283,9 @@ pub enum EventBody {
 
 /// Records `body` for the invocation described by `scope`.
 ///
-/// This is the only way host code emits audit events, so that every event
-/// carries the same attribution fields.
+/// This is the only way capabilities emit audit events, so that every event
+/// carries the same attribution fields; the runtime's own events go through
+/// [`emit_host`].
 ///
 /// # Errors
 ///
@@ -258,6 +301,55 @@ pub fn emit(
         agent: scope.agent.clone(),
         component_digest: scope.component_digest.to_hex(),
         grant_digest: scope.grant_digest.to_hex(),
+        invocation: scope.invocation.clone(),
+        actor: scope.actor.clone(),
+        body,
+    };
+    sink.append(&event)
+}
+
+/// Attribution for events the runtime itself causes rather than an agent:
+/// recovery after a crash, retention, and control-plane actions such as an
+/// operator reading a tenant's log.
+#[derive(Clone, Debug)]
+pub struct HostScope {
+    /// The tenant the event is about; `None` for events about the control
+    /// plane itself, recorded with an empty tenant field.
+    pub tenant: Option<TenantId>,
+    /// The host component acting, for example `warden audit` or
+    /// `warden runtime`; recorded in the `agent` field.
+    pub component: String,
+    /// An id tying together the events of one action.
+    pub invocation: String,
+    /// Who caused it: an operator, or `warden` for the runtime itself.
+    pub actor: String,
+}
+
+/// Records `body` for an action of the host itself, described by `scope`.
+///
+/// The event has the same fields as an agent's, so that one verifier and
+/// one reader handle both: `agent` holds the host component and the two
+/// digests are all zeros, since no component or grant is involved.
+///
+/// # Errors
+///
+/// Returns the sink's [`AuditError`]; the caller must not go ahead with an
+/// action it could not record.
+pub fn emit_host(
+    sink: &dyn AuditSink,
+    scope: &HostScope,
+    body: EventBody,
+) -> Result<(), AuditError> {
+    let zero = Digest([0; 32]).to_hex();
+    let event = AuditEvent {
+        time_unix_ms: now_unix_ms(),
+        tenant: scope
+            .tenant
+            .as_ref()
+            .map_or_else(String::new, |t| t.as_str().to_owned()),
+        agent: scope.component.clone(),
+        component_digest: zero.clone(),
+        grant_digest: zero,
         invocation: scope.invocation.clone(),
         actor: scope.actor.clone(),
         body,
@@ -299,7 +391,7 @@ pub fn value_digest(bytes: &[u8]) -> String {
 
 fn now_unix_ms() -> u64 {
     // A clock before 1970 is a broken host clock; record 0 rather than fail
-    // the call, the hash chain still orders the events.
+    // the call, the log's sequence numbers still order the events.
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -8,8 +8,8 @@
 //!   else: no key rules, no grant, no audit;
 //! - `warden-buffered`: the warden runtime with audit events written to the
 //!   log file but left in the OS page cache;
-//! - `warden-synced`: the warden runtime as shipped, syncing the audit log to
-//!   the disk before each invocation returns.
+//! - `warden-synced`: the warden runtime as shipped, syncing each audit
+//!   event to the disk before the call it records goes ahead.
 //!
 //! Criterion reports each figure. A second, interleaved pass then runs the
 //! three in alternating rounds, so that machine noise hits them alike, and
@@ -224,7 +224,7 @@ fn main() {
     std::fs::create_dir_all(&buffered_dir).unwrap();
     std::fs::create_dir_all(&synced_dir).unwrap();
     let buffered = Warden::new(&buffered_dir, AuditDurability::OsBuffered);
-    let synced = Warden::new(&synced_dir, AuditDurability::SyncEachInvocation);
+    let synced = Warden::new(&synced_dir, AuditDurability::Synced);
     assert_eq!(rt.block_on(bare.invoke(INPUT)), INPUT);
     assert_eq!(rt.block_on(buffered.invoke(INPUT)), INPUT);
     assert_eq!(rt.block_on(synced.invoke(INPUT)), INPUT);
@@ -271,7 +271,7 @@ fn main() {
         buffered_us / bare_us
     );
     println!(
-        "  warden, audit synced per invocation  {synced_us:9.1} us   {:.2}x",
+        "  warden, audit synced per event      {synced_us:9.1} us   {:.2}x",
         synced_us / bare_us
     );
 }

@@ -1,94 +1,125 @@
-//! Per-tenant audit logs: append-only files of hash-chained events.
+//! Per-tenant audit logs: RFC 6962 Merkle logs with signed checkpoints.
 //!
-//! Each tenant has one file, `<data-dir>/audit/<tenant>.log`, holding one
-//! JSON object per line:
+//! Every tenant has its own stream, and the control plane (operators
+//! reading or exporting logs) has one more, `_control`. A stream is an
+//! append-only Merkle tree whose leaves are its events, stored as canonical
+//! JSON lines in segment files ([`stream`] has the layout and encoding).
+//! The pieces:
 //!
-//! ```text
-//! {"seq":1,"prev":"00…00","hash":"9f…","event":{…}}
-//! ```
+//! - [`merkle`]: the RFC 6962 tree hash, inclusion and consistency proofs;
+//! - [`keys`]: the Ed25519 signing key (made on first use, mode 0600) and
+//!   public key files;
+//! - [`checkpoint`]: signed (stream, tree size, root hash, time) statements;
+//! - [`AuditLog`] (in `log.rs`): one stream open for appending, with group
+//!   commit, crash recovery and checkpoints at a configured interval, when a
+//!   segment is sealed, on shutdown and on demand;
+//! - [`AuditLogs`] (in `registry.rs`): the open streams of one data
+//!   directory, the signing key, and the background checkpoint timer;
+//! - [`retention`]: removing whole sealed segments past a tenant's
+//!   retention period, leaving a signed record so the rest still verifies;
+//! - [`verify()`]: the independent verifier, also the library entry point
+//!   for an auditor's own tool;
+//! - [`proof`]: inclusion and consistency proofs from a stored stream;
+//! - [`export`]: an excerpt by time range with its checkpoint and proofs,
+//!   verifiable on its own.
 //!
-//! `hash` is sha256 over [`CHAIN_DOMAIN`], the previous line's hash (32 raw
-//! bytes, zeros for the first line), `seq` as 8 big-endian bytes, and the
-//! exact bytes of `event` as stored. Editing, removing or reordering a line
-//! therefore breaks the chain at that line, which [`verify`] reports.
-//!
-//! The event type and the append path stay behind this module so that a
-//! later log format (a Merkle tree with signed checkpoints) replaces them
-//! without touching the capabilities.
-//!
-//! Writes go to the file as each event is emitted, before the call it records
-//! touches any backend; [`AuditLog::sync`] flushes them to the disk before an
-//! invocation returns. A process holds an exclusive lock on the file while it
-//! appends, so that two processes cannot interleave two chains.
+//! Durability: an append returns once its record is on disk (synced, in a
+//! batch shared with concurrent appenders), and a capability goes ahead
+//! only after its append returned; if the log cannot be written the call
+//! fails closed. [`AuditDurability::OsBuffered`] trades that for speed in
+//! benchmarks.
 
+pub mod checkpoint;
+pub mod export;
+pub mod keys;
+mod log;
+pub mod merkle;
+pub mod proof;
+mod registry;
+pub mod retention;
+pub mod stream;
 mod verify;
 
 use std::{
-    fs::{File, OpenOptions},
-    io::{Read, Seek, SeekFrom, Write},
-    path::{Path, PathBuf},
-    sync::Mutex,
+    path::PathBuf,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
-use sha2::{Digest as _, Sha256};
 use thiserror::Error;
-use warden_host_api::{
-    audit::{AuditError, AuditEvent, AuditSink},
-    scope::TenantId,
-};
+use warden_host_api::audit::AuditError;
 
-pub use verify::{VerifyError, VerifyReport, verify};
+pub use checkpoint::{Checkpoint, CheckpointError, CheckpointFileError};
+pub use keys::{KeyError, PublicKey, Signer};
+pub use log::AuditLog;
+pub use registry::{AuditLogs, CONTROL_COMPONENT};
+pub use stream::{StreamId, segment_name};
+pub use verify::{VerifyError, VerifyOptions, VerifyReport, for_each_record, verify};
 
-/// Domain separator hashed before every chain link, so that a chain hash can
-/// never be confused with a sha256 of some other warden structure.
-pub const CHAIN_DOMAIN: &[u8] = b"warden-audit-chain-v1\n";
-
-/// How far back from the end of a log to look for its last line on open.
-/// Larger than any single event, whose text fields are all bounded.
-const TAIL_WINDOW_BYTES: u64 = 256 * 1024;
-
-/// One stored line, as read back. `event` keeps its exact bytes.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoredLine<'a> {
-    /// Position in the tenant's log, from 1.
-    pub seq: u64,
-    /// Hex hash of the previous line.
-    pub prev: String,
-    /// Hex hash of this line.
-    pub hash: String,
-    /// The event's JSON, exactly as hashed.
-    #[serde(borrow)]
-    pub event: &'a RawValue,
+/// When audit events reach the disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuditDurability {
+    /// Each append is synced to the disk (in a group commit with concurrent
+    /// appenders) before it returns, so before the call it records goes
+    /// ahead. The default.
+    #[default]
+    Synced,
+    /// Appends are written to the file before they return but left in the
+    /// OS page cache: they survive a crash of warden, not of the machine.
+    /// Meant for benchmarks and tests, not for evidence.
+    OsBuffered,
 }
 
-#[derive(Serialize)]
-struct LineOut<'a> {
-    seq: u64,
-    prev: &'a str,
-    hash: &'a str,
-    event: &'a RawValue,
+/// Default largest segment file before it is sealed: 64 MiB.
+pub const DEFAULT_MAX_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// Default longest time a segment stays active before it is sealed: 1 day.
+/// Retention removes whole segments, so this is its granularity.
+pub const DEFAULT_MAX_SEGMENT_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+/// Default interval between checkpoints of a stream that grew: 60 s.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How audit logs are written and kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditOptions {
+    /// When appends reach the disk. Default [`AuditDurability::Synced`].
+    pub durability: AuditDurability,
+    /// Size at which the active segment is sealed and a new one started, in
+    /// bytes. Default [`DEFAULT_MAX_SEGMENT_BYTES`] (64 MiB).
+    pub max_segment_bytes: u64,
+    /// Age of its first event at which the active segment is sealed.
+    /// Default [`DEFAULT_MAX_SEGMENT_AGE`] (1 day).
+    pub max_segment_age: Duration,
+    /// How often a stream that grew gets a signed checkpoint. Default
+    /// [`DEFAULT_CHECKPOINT_INTERVAL`] (60 s).
+    pub checkpoint_interval: Duration,
+    /// Retention period per tenant: sealed segments whose events are all
+    /// older are removed at each checkpoint tick. A tenant not listed keeps
+    /// its events forever, which is the default for every tenant.
+    ///
+    /// TODO: read this from the tenant configuration once tenants have one
+    /// (issue 5); until then embedders set it here and operators run
+    /// `warden audit prune`.
+    pub retention: Vec<(warden_host_api::scope::TenantId, Duration)>,
 }
 
-/// Computes a line's chain hash.
-pub fn chain_hash(prev: &[u8; 32], seq: u64, event_json: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(CHAIN_DOMAIN);
-    h.update(prev);
-    h.update(seq.to_be_bytes());
-    h.update(event_json);
-    h.finalize().into()
+impl Default for AuditOptions {
+    fn default() -> Self {
+        Self {
+            durability: AuditDurability::default(),
+            max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES,
+            max_segment_age: DEFAULT_MAX_SEGMENT_AGE,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            retention: Vec::new(),
+        }
+    }
 }
 
 /// An audit log could not be opened or written.
 #[derive(Debug, Error)]
 pub enum AuditLogError {
     /// An I/O operation failed.
-    #[error("audit log {path}: cannot {action}")]
+    #[error("audit log file {path}: cannot {action}")]
     Io {
-        /// The log file.
+        /// The file or directory.
         path: PathBuf,
         /// What was being done.
         action: &'static str,
@@ -99,200 +130,45 @@ pub enum AuditLogError {
     /// Another process holds the log.
     #[error("audit log {0} is in use by another warden process; wait for it to finish or stop it")]
     Locked(PathBuf),
-    /// The log's last line is not a complete record.
-    #[error("audit log {path}: last record is damaged ({reason}); run `warden audit verify`")]
-    DamagedTail {
-        /// The log file.
-        path: PathBuf,
-        /// What is wrong with it.
+    /// The directory exists but is not a warden audit log.
+    #[error("{dir} is not a warden audit log: {reason}; check --data-dir")]
+    NotAWardenLog {
+        /// The directory.
+        dir: PathBuf,
+        /// Why not.
         reason: String,
     },
+    /// The log is damaged in a way a crash does not explain.
+    #[error("audit log of {stream} at {dir} is damaged: {reason}; run `warden audit verify`")]
+    Damaged {
+        /// The stream's directory.
+        dir: PathBuf,
+        /// The stream.
+        stream: StreamId,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The log stopped after a failed write.
+    #[error("audit log of {stream} stopped after a failed write ({reason}); restart warden")]
+    Failed {
+        /// The stream.
+        stream: StreamId,
+        /// The write error.
+        reason: String,
+    },
+    /// The signing key could not be loaded or made.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The checkpoints file could not be read or written.
+    #[error(transparent)]
+    Checkpoints(#[from] CheckpointFileError),
+    /// An event the runtime itself records could not be appended.
+    #[error(transparent)]
+    Append(AuditError),
 }
 
-/// Path of `tenant`'s log under `data_dir`.
-pub fn log_path(data_dir: &Path, tenant: &TenantId) -> PathBuf {
-    data_dir.join("audit").join(format!("{tenant}.log"))
-}
-
-struct Tail {
-    file: File,
-    next_seq: u64,
-    last_hash: [u8; 32],
-    unsynced: bool,
-}
-
-/// One tenant's open audit log, ready to append.
-pub struct AuditLog {
-    tenant: TenantId,
-    path: PathBuf,
-    tail: Mutex<Tail>,
-}
-
-impl std::fmt::Debug for AuditLog {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditLog")
-            .field("tenant", &self.tenant)
-            .field("path", &self.path)
-            .finish()
-    }
-}
-
-impl AuditLog {
-    /// Opens (creating if needed) `tenant`'s log under `data_dir` and locks it
-    /// for appending.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the file cannot be created or read, when another process
-    /// holds it, or when its last line is damaged.
-    pub fn open(data_dir: &Path, tenant: &TenantId) -> Result<Self, AuditLogError> {
-        let path = log_path(data_dir, tenant);
-        let io = |action, source| AuditLogError::Io {
-            path: path.clone(),
-            action,
-            source,
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| io("create its directory", e))?;
-        }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(|e| io("open", e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(AuditLogError::Locked(path)),
-            Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", e)),
-        }
-        let (next_seq, last_hash) = read_tail(&mut file, &path)?;
-        Ok(Self {
-            tenant: tenant.clone(),
-            path,
-            tail: Mutex::new(Tail {
-                file,
-                next_seq,
-                last_hash,
-                unsynced: false,
-            }),
-        })
-    }
-
-    /// The tenant this log belongs to.
-    pub fn tenant(&self) -> &TenantId {
-        &self.tenant
-    }
-
-    /// The log file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Flushes appended events to the disk.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the file cannot be synced; the caller must then report the
-    /// invocation as failed, since its record may not survive a crash.
-    pub fn sync(&self) -> Result<(), AuditLogError> {
-        let mut tail = self
-            .tail
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if tail.unsynced {
-            tail.file.sync_data().map_err(|source| AuditLogError::Io {
-                path: self.path.clone(),
-                action: "sync",
-                source,
-            })?;
-            tail.unsynced = false;
-        }
-        Ok(())
-    }
-
-    fn append_line(&self, event: &AuditEvent) -> Result<(), String> {
-        if event.tenant != self.tenant.as_str() {
-            return Err(format!(
-                "event for tenant {} sent to this log; this is a warden bug, please report it",
-                event.tenant
-            ));
-        }
-        let json = serde_json::to_string(event).map_err(|e| format!("cannot encode event: {e}"))?;
-        let raw = RawValue::from_string(json).map_err(|e| format!("cannot encode event: {e}"))?;
-
-        // A panic elsewhere while holding the lock leaves the tail as it was
-        // before the failed append, which is still a valid chain end.
-        let mut tail = self
-            .tail
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let seq = tail.next_seq;
-        let hash = chain_hash(&tail.last_hash, seq, raw.get().as_bytes());
-        let mut line = serde_json::to_vec(&LineOut {
-            seq,
-            prev: &hex::encode(tail.last_hash),
-            hash: &hex::encode(hash),
-            event: &raw,
-        })
-        .map_err(|e| format!("cannot encode line: {e}"))?;
-        line.push(b'\n');
-        // One write of the whole line: with O_APPEND the kernel places it at
-        // the end in one piece, so a crash leaves at most one torn line.
-        tail.file
-            .write_all(&line)
-            .map_err(|e| format!("cannot write: {e}"))?;
-        tail.next_seq += 1;
-        tail.last_hash = hash;
-        tail.unsynced = true;
-        Ok(())
-    }
-}
-
-impl AuditSink for AuditLog {
-    fn append(&self, event: &AuditEvent) -> Result<(), AuditError> {
-        self.append_line(event).map_err(|reason| {
-            tracing::error!(tenant = %self.tenant, path = %self.path.display(), %reason, "audit append failed");
-            AuditError { tenant: self.tenant.to_string(), reason }
-        })
-    }
-}
-
-/// Finds the sequence number and hash that the next append continues from.
-fn read_tail(file: &mut File, path: &Path) -> Result<(u64, [u8; 32]), AuditLogError> {
-    let io = |action, source| AuditLogError::Io {
-        path: path.to_owned(),
-        action,
-        source,
-    };
-    let damaged = |reason: String| AuditLogError::DamagedTail {
-        path: path.to_owned(),
-        reason,
-    };
-    let len = file
-        .metadata()
-        .map_err(|e| io("read metadata of", e))?
-        .len();
-    if len == 0 {
-        return Ok((1, [0; 32]));
-    }
-    let start = len.saturating_sub(TAIL_WINDOW_BYTES);
-    file.seek(SeekFrom::Start(start))
-        .map_err(|e| io("seek in", e))?;
-    let mut buf = Vec::new();
-    file.read_to_end(&mut buf).map_err(|e| io("read", e))?;
-    let Some(body) = buf.strip_suffix(b"\n") else {
-        return Err(damaged("it does not end with a newline".into()));
-    };
-    let last = match body.iter().rposition(|&b| b == b'\n') {
-        Some(i) => &body[i + 1..],
-        None if start == 0 => body,
-        None => return Err(damaged("last line is longer than any event can be".into())),
-    };
-    let line: StoredLine<'_> =
-        serde_json::from_slice(last).map_err(|e| damaged(format!("not a record: {e}")))?;
-    let mut hash = [0u8; 32];
-    hex::decode_to_slice(&line.hash, &mut hash)
-        .map_err(|_| damaged("its hash is not 64 hex digits".into()))?;
-    Ok((line.seq + 1, hash))
+pub(crate) fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

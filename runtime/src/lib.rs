@@ -8,7 +8,8 @@
 //! and compiles its component once; [`Runtime::invoke`] runs it for one
 //! [`TenantId`] in a fresh store whose host capabilities (from
 //! `warden-host-api`) check the agent's grant and write every decision to
-//! that tenant's hash-chained audit log before touching any backend.
+//! that tenant's Merkle audit log (signed checkpoints, proofs) before
+//! touching any backend.
 //!
 //! Modules:
 //!

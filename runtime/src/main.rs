@@ -4,13 +4,15 @@ use std::{
     io::{IsTerminal, Read, Write},
     path::{Path, PathBuf},
     process::ExitCode,
+    time::Duration,
 };
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use warden_host_api::scope::{printable, validate_actor};
-use warden_runtime::{InvokeError, Runtime, TenantId, audit, tenant::limits};
+use warden_runtime::{InvokeError, Runtime, TenantId, audit::StreamId, tenant::limits};
 
+mod audit_cmd;
 mod show;
 
 /// Run AI agents as WebAssembly components, one tenant at a time, with every
@@ -60,21 +62,145 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Print a tenant's audit events.
+    /// Print a stream's audit events.
+    ///
+    /// The read is recorded in the control-plane stream, naming --actor.
     Show {
-        /// The tenant.
-        #[arg(long)]
-        tenant: String,
+        #[command(flatten)]
+        stream: StreamArgs,
         /// Print the stored JSON lines instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        actor: ActorArg,
     },
-    /// Recompute a tenant's hash chain and report the first broken event.
+    /// Check a stream against its signed checkpoints.
+    ///
+    /// Recomputes the Merkle tree from the stored events, checks every
+    /// signature, and names the first event, file or checkpoint at fault.
     Verify {
-        /// The tenant.
-        #[arg(long)]
-        tenant: String,
+        #[command(flatten)]
+        stream: StreamArgs,
+        /// A checkpoint saved earlier (from `warden audit checkpoint`): the
+        /// log must extend it.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// The public key to check signatures with (from `warden audit
+        /// public-key`); default: the key file in the data directory, which
+        /// whoever can rewrite the log can rewrite too.
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
+        #[command(flatten)]
+        actor: ActorArg,
     },
+    /// Print a signed checkpoint of everything recorded so far.
+    ///
+    /// Signs a new one unless the latest already covers every event, and
+    /// prints it as one JSON line; store it where this host cannot rewrite
+    /// it.
+    Checkpoint {
+        #[command(flatten)]
+        stream: StreamArgs,
+    },
+    /// Print an inclusion or consistency proof.
+    ///
+    /// Proves one event (--event) or an older tree size (--old-size)
+    /// against the latest checkpoint.
+    Prove {
+        #[command(flatten)]
+        stream: StreamArgs,
+        /// The event to prove, by sequence number.
+        #[arg(
+            long,
+            value_name = "SEQ",
+            required_unless_present = "old_size",
+            conflicts_with = "old_size"
+        )]
+        event: Option<u64>,
+        /// Prove that the log extends the tree of its first N events.
+        #[arg(long, value_name = "N")]
+        old_size: Option<u64>,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+    /// Export a time range with its checkpoint and proofs.
+    ///
+    /// An auditor verifies the excerpt alone with `verify-export`.
+    Export {
+        #[command(flatten)]
+        stream: StreamArgs,
+        /// Start of the range: an RFC 3339 time, a date, or an age such as
+        /// `24h` (meaning 24 hours ago).
+        #[arg(long)]
+        since: String,
+        /// End of the range, in the same forms; default: now.
+        #[arg(long)]
+        until: Option<String>,
+        /// A new directory to write events.jsonl, proofs.jsonl and
+        /// checkpoint.json into.
+        #[arg(long, value_name = "DIR")]
+        output: PathBuf,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+    /// Check an export with nothing but it and the public key.
+    VerifyExport {
+        /// The export directory.
+        dir: PathBuf,
+        /// The operator's public key file.
+        #[arg(long, value_name = "FILE")]
+        public_key: PathBuf,
+    },
+    /// Print the public key that checks this data directory's checkpoints.
+    ///
+    /// Makes the key pair if there is none yet.
+    PublicKey,
+    /// Remove sealed segments older than a retention period.
+    ///
+    /// Only whole segments whose every event is older go, and a signed
+    /// record of the removed range stays, so the rest still verifies.
+    Prune {
+        #[command(flatten)]
+        stream: StreamArgs,
+        /// The retention period, for example `90days`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        retention: Duration,
+    },
+}
+
+/// Which stream a command acts on.
+#[derive(Debug, clap::Args)]
+struct StreamArgs {
+    /// The tenant whose stream to use.
+    #[arg(long, required_unless_present = "control", conflicts_with = "control")]
+    tenant: Option<String>,
+    /// Use the control-plane stream (who read or exported which log).
+    #[arg(long)]
+    control: bool,
+}
+
+impl StreamArgs {
+    fn stream(&self) -> anyhow::Result<StreamId> {
+        match &self.tenant {
+            Some(t) => Ok(StreamId::Tenant(TenantId::new(t)?)),
+            None => Ok(StreamId::Control),
+        }
+    }
+}
+
+/// Who is acting, for the control-plane stream.
+#[derive(Debug, clap::Args)]
+struct ActorArg {
+    /// Who is reading, for the control-plane audit stream; defaults to the
+    /// OS user.
+    #[arg(long)]
+    actor: Option<String>,
+}
+
+impl ActorArg {
+    fn name(&self) -> String {
+        self.actor.clone().unwrap_or_else(os_user)
+    }
 }
 
 fn main() -> ExitCode {
@@ -109,23 +235,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             actor,
             fuel,
         } => run(&cli.data_dir, &manifest, &tenant, &input, actor, fuel),
-        Command::Audit {
-            command: AuditCommand::Show { tenant, json },
-        } => {
-            let tenant = TenantId::new(&tenant)?;
-            show::show(&audit::log_path(&cli.data_dir, &tenant), json)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Audit {
-            command: AuditCommand::Verify { tenant },
-        } => {
-            let tenant = TenantId::new(&tenant)?;
-            let report = audit::verify(&audit::log_path(&cli.data_dir, &tenant), &tenant)?;
-            println!(
-                "audit log of tenant {tenant} verified: {} events, head {}",
-                report.events,
-                hex::encode(report.head)
-            );
+        Command::Audit { command } => {
+            audit_cmd::dispatch(&cli.data_dir, command)?;
             Ok(ExitCode::SUCCESS)
         }
     }

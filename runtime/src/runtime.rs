@@ -19,7 +19,7 @@ use std::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use thiserror::Error;
@@ -40,8 +40,10 @@ use wasmtime_wasi::{WasiCtxBuilder, p2::pipe::MemoryOutputPipe};
 
 use crate::{
     agent::{Agent, LoadError, check_preamble, one_line},
-    audit::{AuditLog, AuditLogError, VerifyError, VerifyReport, log_path},
-    engine::{DEFAULT_POOL_INSTANCES, EngineSettings, EpochTicker, build_engine, deadline_ticks},
+    audit::{
+        AuditLog, AuditLogError, AuditOptions, StreamId, VerifyError, VerifyOptions, VerifyReport,
+    },
+    engine::{DEFAULT_POOL_INSTANCES, EngineSettings, EpochTicker, build_engine},
     manifest::Manifest,
     state::{CommitError, OpenStateError, Records, Transaction},
     tenant::{
@@ -61,25 +63,14 @@ pub const DEFAULT_POOL_MAX_MEMORY_BYTES: u64 = 512 * 1024 * 1024;
 /// may not exceed it.
 pub const DEFAULT_POOL_MAX_TABLE_ELEMENTS: u64 = 100_000;
 
-/// When audit events reach the disk.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum AuditDurability {
-    /// Events are synced to the disk before an invocation's writes are
-    /// committed and before it returns. The default.
-    #[default]
-    SyncEachInvocation,
-    /// Events are written to the file before each call goes ahead but left in
-    /// the OS page cache: they survive a crash of warden, not of the machine.
-    /// Meant for benchmarks and tests, not for evidence.
-    OsBuffered,
-}
+pub use crate::audit::AuditDurability;
 
 /// Configures and builds a [`Runtime`].
 #[derive(Clone, Debug)]
 pub struct RuntimeBuilder {
     data_dir: PathBuf,
     default_limits: TenantLimits,
-    durability: AuditDurability,
+    audit: AuditOptions,
     ceilings: Ceilings,
     fuel: bool,
     resolver: Arc<dyn Resolver>,
@@ -93,7 +84,8 @@ impl RuntimeBuilder {
     ///   configuration file (64 MiB memory, 5 s of guest code, 10 s wall
     ///   clock, 4 concurrent and 16 queued invocations, 1 MiB input and
     ///   output, 10,000 host calls, 256 MiB stored);
-    /// - durability: [`AuditDurability::SyncEachInvocation`];
+    /// - audit: [`AuditOptions::default`] (each event synced before the call
+    ///   it records goes ahead, checkpoints every 60 s, no retention);
     /// - resolver for `wasi:http` egress: [`SystemResolver`];
     /// - pool: [`DEFAULT_POOL_INSTANCES`] live instances, each slot sized for
     ///   [`DEFAULT_POOL_MAX_MEMORY_BYTES`] of memory and
@@ -104,7 +96,7 @@ impl RuntimeBuilder {
         Self {
             data_dir: data_dir.into(),
             default_limits: TenantLimits::default(),
-            durability: AuditDurability::default(),
+            audit: AuditOptions::default(),
             ceilings: Ceilings {
                 max_memory_bytes: DEFAULT_POOL_MAX_MEMORY_BYTES,
                 max_table_elements: DEFAULT_POOL_MAX_TABLE_ELEMENTS,
@@ -139,7 +131,13 @@ impl RuntimeBuilder {
 
     /// Sets when audit events reach the disk.
     pub fn audit_durability(&mut self, durability: AuditDurability) -> &mut Self {
-        self.durability = durability;
+        self.audit.durability = durability;
+        self
+    }
+
+    /// Sets how audit logs are written, checkpointed and kept.
+    pub fn audit_options(&mut self, options: AuditOptions) -> &mut Self {
+        self.audit = options;
         self
     }
 
@@ -179,9 +177,14 @@ impl RuntimeBuilder {
             linker,
             components: Mutex::new(BTreeMap::new()),
             records: Mutex::new(None),
-            tenants: Tenants::new(self.data_dir.clone(), self.default_limits, self.ceilings),
+            tenants: Tenants::new(
+                self.data_dir.clone(),
+                self.audit.clone(),
+                self.default_limits,
+                self.ceilings,
+            ),
             data_dir: self.data_dir.clone(),
-            durability: self.durability,
+            durability: self.audit.durability,
             fuel: self.fuel,
             resolver: Arc::clone(&self.resolver),
             invocations: AtomicU64::new(0),
@@ -424,18 +427,24 @@ impl Runtime {
         self.tenants.configure(tenant, config)
     }
 
-    /// Path of `tenant`'s audit log.
-    pub fn audit_log_path(&self, tenant: &TenantId) -> PathBuf {
-        log_path(&self.data_dir, tenant)
+    /// Directory of `tenant`'s audit log.
+    pub fn audit_log_dir(&self, tenant: &TenantId) -> PathBuf {
+        StreamId::Tenant(tenant.clone()).dir(&self.data_dir)
     }
 
-    /// Verifies `tenant`'s audit log.
+    /// Verifies `tenant`'s audit log against the data directory's own
+    /// public key; see [`crate::audit::verify`] to bring your own.
     ///
     /// # Errors
     ///
-    /// Returns [`VerifyError`] naming the first event that breaks the chain.
+    /// Returns [`VerifyError`] naming the first event, file or checkpoint
+    /// at fault.
     pub fn verify_audit(&self, tenant: &TenantId) -> Result<VerifyReport, VerifyError> {
-        crate::audit::verify(&self.audit_log_path(tenant), tenant)
+        crate::audit::verify(
+            &self.data_dir,
+            &StreamId::Tenant(tenant.clone()),
+            &VerifyOptions::default(),
+        )
     }
 
     /// How often each tenant hit each limit since the runtime started, by
@@ -485,7 +494,9 @@ impl Runtime {
     /// Every host call it makes is checked against the agent's grant and
     /// recorded in the tenant's audit log, together with the start, every
     /// limit hit, the commit or rollback of its writes, and the finish. Its
-    /// record writes are applied only if it succeeds.
+    /// record writes are applied only if it succeeds. Each event is on disk
+    /// before the call it records goes ahead (unless
+    /// [`AuditDurability::OsBuffered`] was chosen).
     ///
     /// # Errors
     ///
@@ -552,9 +563,6 @@ impl Runtime {
                 duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             },
         )?;
-        if self.durability == AuditDurability::SyncEachInvocation {
-            log.sync()?;
-        }
         result
     }
 
@@ -609,11 +617,9 @@ impl Runtime {
         let end = self.run(log, scope, agent, input, limits, &txn).await?;
         match end {
             RunEnd::Output(output) => {
-                // The events of every write are on disk before the writes
-                // land: the record of what happened never trails the data.
-                if self.durability == AuditDurability::SyncEachInvocation {
-                    log.sync()?;
-                }
+                // The events of every write are already on disk (each append
+                // is synced before its call goes ahead), so the record of
+                // what happened never trails the data committed here.
                 match txn.commit(limits.max_stored_bytes) {
                     Ok(0) => Ok(output),
                     Ok(writes) => {
@@ -714,8 +720,8 @@ impl Runtime {
                 Instant::now() + limits.wall_timeout,
             ),
             limiter: TenantLimiter::new(*limits),
-            cpu_ticks: 0,
-            max_cpu_ticks: deadline_ticks(limits.cpu_timeout),
+            cpu_start: Duration::ZERO,
+            cpu_timeout: limits.cpu_timeout,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -727,13 +733,15 @@ impl Runtime {
                     reason: one_line(&e),
                 })?;
         }
-        // Every tick the guest yields to the executor and its CPU time is
-        // counted; past the tenant's cpu_timeout the callback traps.
+        // At every epoch tick the guest yields and its thread's CPU time is
+        // checked; past the tenant's cpu_timeout the callback traps. The
+        // invocation runs on one thread from start to end (see below), so
+        // that thread's CPU clock is the invocation's: guest code and host
+        // work count, time spent waiting (a disk sync, a sleep) does not.
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut ctx| {
             let state = ctx.data_mut();
-            state.cpu_ticks += 1;
-            if state.cpu_ticks >= state.max_cpu_ticks {
+            if thread_cpu_time().saturating_sub(state.cpu_start) >= state.cpu_timeout {
                 return Err(wasmtime::Error::new(CpuDeadline));
             }
             Ok(UpdateDeadline::Yield(1))
@@ -750,6 +758,7 @@ impl Runtime {
         // tenants. The concurrency gate bounds how many such threads a
         // tenant can hold.
         let ran = tokio::task::spawn_blocking(move || {
+            store.data_mut().cpu_start = thread_cpu_time();
             let call = async {
                 let instance = pre.instantiate_async(&mut store).await?;
                 instance
@@ -836,7 +845,7 @@ impl Runtime {
                 }
                 if e.downcast_ref::<CpuDeadline>().is_some() {
                     let reason = format!(
-                        "cpu_timeout reached: ran guest code for {}",
+                        "cpu_timeout reached: used {} of CPU",
                         humantime::format_duration(limits.cpu_timeout)
                     );
                     self.limit_hit(log, scope, "cpu_timeout", reason.clone(), 1)?;
@@ -911,6 +920,15 @@ impl Runtime {
             .map_or(0, |d| d.as_millis());
         format!("{ms:x}-{:x}-{n}", std::process::id())
     }
+}
+
+/// CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// Most lines of one std stream recorded as separate events per invocation.

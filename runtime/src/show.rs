@@ -1,41 +1,39 @@
 //! `warden audit show`: print a tenant's audit events.
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::Write,
     path::Path,
     time::{Duration, UNIX_EPOCH},
 };
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::Value;
 use warden_host_api::scope::printable;
-use warden_runtime::audit::StoredLine;
+use warden_runtime::audit::{StreamId, VerifyError, for_each_record};
 
-pub(crate) fn show(path: &Path, json: bool) -> anyhow::Result<()> {
-    if !path.exists() {
-        bail!(
-            "no audit log at {}; has the tenant run anything?",
-            path.display()
-        );
-    }
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("cannot read audit log {}", path.display()))?;
+pub(crate) fn show(data_dir: &Path, stream: &StreamId, json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read audit log {}", path.display()))?;
-        if json {
-            writeln!(out, "{line}")?;
-            continue;
+    let mut write_err = None;
+    for_each_record(data_dir, stream, |record, line| {
+        let written = if json {
+            out.write_all(line).and_then(|()| out.write_all(b"\n"))
+        } else {
+            let event: Value = serde_json::from_slice(record.event).unwrap_or(Value::Null);
+            writeln!(out, "{}", describe(record.seq, &event))
+        };
+        if let Err(e) = written {
+            write_err.get_or_insert(e);
+            // Stop reading: nobody takes the output any more.
+            return Err(VerifyError::Io {
+                path: "stdout".into(),
+                source: std::io::Error::other("stdout closed"),
+            });
         }
-        let stored: StoredLine<'_> = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "line {} of {} is not an audit record",
-                i + 1,
-                path.display()
-            )
-        })?;
-        let event: Value = serde_json::from_str(stored.event.get())?;
-        writeln!(out, "{}", describe(stored.seq, &event))?;
+        Ok(())
+    })
+    .or_else(|e| if write_err.is_some() { Ok(()) } else { Err(e) })?;
+    if let Some(e) = write_err {
+        return Err(e).context("cannot write to stdout");
     }
     Ok(())
 }
@@ -94,6 +92,24 @@ fn describe(seq: u64, e: &Value) -> String {
                 bs("reason")
             )
         }
+        "log-recovered" => format!(
+            "recovered: cut {} torn bytes from {}",
+            b["cut_bytes"],
+            bs("file")
+        ),
+        "retention-removed" => format!(
+            "retention {}: removed events {}..{}",
+            bs("retention"),
+            b["first_seq"],
+            b["last_seq"]
+        ),
+        "audit-read" => format!(
+            "{} {} of {} by {}",
+            bs("action"),
+            bs("range"),
+            bs("stream"),
+            s("actor")
+        ),
         other => format!("{other} event"),
     };
     format!("#{seq} {time} {} {} {}", s("agent"), s("invocation"), what)

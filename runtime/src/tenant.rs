@@ -20,7 +20,7 @@ use std::{
 
 pub use warden_host_api::scope::TenantId;
 
-use crate::audit::{AuditLog, AuditLogError};
+use crate::audit::{AuditLog, AuditLogError, AuditLogs, AuditOptions};
 use config::{ConfigError, TenantConfig};
 use gate::Gate;
 use limits::{Ceilings, TenantLimits};
@@ -57,14 +57,21 @@ pub(crate) struct TenantState {
 #[derive(Debug)]
 pub(crate) struct Tenants {
     data_dir: PathBuf,
+    audit: AuditLogs,
     defaults: TenantLimits,
     ceilings: Ceilings,
     loaded: Mutex<HashMap<TenantId, Arc<TenantState>>>,
 }
 
 impl Tenants {
-    pub(crate) fn new(data_dir: PathBuf, defaults: TenantLimits, ceilings: Ceilings) -> Self {
+    pub(crate) fn new(
+        data_dir: PathBuf,
+        audit: AuditOptions,
+        defaults: TenantLimits,
+        ceilings: Ceilings,
+    ) -> Self {
         Self {
+            audit: AuditLogs::new(data_dir.clone(), audit),
             data_dir,
             defaults,
             ceilings,
@@ -113,13 +120,10 @@ impl Tenants {
         tenant: &TenantId,
         config: TenantConfig,
     ) -> Result<Arc<TenantState>, TenantError> {
+        // The audit registry hands out one handle per stream: a second
+        // handle on the same files would be refused by their lock.
+        let log = self.audit.tenant(tenant)?;
         let mut loaded = self.lock();
-        // Reuse the open log: a second handle on the same file would be
-        // refused by its lock, and the chain must continue from one tail.
-        let log = match loaded.get(tenant) {
-            Some(state) => Arc::clone(&state.log),
-            None => Arc::new(AuditLog::open(&self.data_dir, tenant)?),
-        };
         let state = Arc::new(TenantState {
             gate: Gate::new(&config.limits),
             config,

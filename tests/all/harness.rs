@@ -109,14 +109,56 @@ impl Env {
     }
 
     pub(crate) fn verify(&self, tenant: &str) -> Output {
+        self.verify_with(tenant, &[])
+    }
+
+    /// `warden audit verify --tenant TENANT` plus `extra` arguments.
+    pub(crate) fn verify_with(&self, tenant: &str, extra: &[&str]) -> Output {
         self.warden()
             .args(["audit", "verify", "--tenant", tenant])
+            .args(extra)
             .output()
             .expect("run warden")
     }
 
-    pub(crate) fn log_path(&self, tenant: &str) -> PathBuf {
-        self.data_dir().join("audit").join(format!("{tenant}.log"))
+    /// Runs `warden audit ARGS...` and returns its output.
+    pub(crate) fn audit(&self, args: &[&str]) -> Output {
+        self.warden()
+            .arg("audit")
+            .args(args)
+            .output()
+            .expect("run warden")
+    }
+
+    /// Runs `warden audit ARGS...`, expects success and returns stdout.
+    pub(crate) fn audit_ok(&self, args: &[&str]) -> String {
+        let out = self.audit(args);
+        assert!(
+            out.status.success(),
+            "warden audit {args:?} failed: {}",
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    /// Writes the output of `warden audit ARGS...` to a file in the env's
+    /// scratch directory (outside the data directory, where an auditor
+    /// would keep it) and returns its path.
+    pub(crate) fn save(&self, name: &str, args: &[&str]) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, self.audit_ok(args)).expect("cannot save");
+        path
+    }
+
+    /// The directory of `tenant`'s audit stream.
+    pub(crate) fn log_dir(&self, tenant: &str) -> PathBuf {
+        self.data_dir().join("audit").join(tenant)
+    }
+
+    /// The first segment file of `tenant`'s audit stream, where a small
+    /// log keeps all its events.
+    pub(crate) fn segment(&self, tenant: &str) -> PathBuf {
+        self.log_dir(tenant).join("seg-00000000000000000001.jsonl")
     }
 }
 

@@ -29,7 +29,7 @@ fn same_agent_same_keys_other_tenant_sees_nothing() {
         );
         assert!(env.verify(tenant).status.success());
     }
-    assert_ne!(env.log_path("acme"), env.log_path("globex"));
+    assert_ne!(env.log_dir("acme"), env.log_dir("globex"));
 }
 
 #[test]

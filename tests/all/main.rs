@@ -1,8 +1,10 @@
 //! End-to-end tests: the real `warden` binary running real components built
 //! from `guest-sdk` by `warden-test-programs`.
 
+mod audit_cli;
 mod bad_input;
 mod contain;
+mod crash;
 mod egress;
 mod harness;
 mod invoice;

@@ -19,17 +19,17 @@ pub struct InstanceState {
     pub(crate) agent: AgentCtx,
     pub(crate) http: HttpCtx,
     pub(crate) limiter: TenantLimiter,
-    /// Epoch ticks seen while guest code ran.
-    pub(crate) cpu_ticks: u64,
-    /// Ticks allowed by the tenant's `cpu_timeout`.
-    pub(crate) max_cpu_ticks: u64,
+    /// CPU time of the invocation's thread when the run started.
+    pub(crate) cpu_start: std::time::Duration,
+    /// The tenant's `cpu_timeout`.
+    pub(crate) cpu_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for InstanceState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InstanceState")
             .field("agent", &self.agent)
-            .field("cpu_ticks", &self.cpu_ticks)
+            .field("cpu_timeout", &self.cpu_timeout)
             .finish_non_exhaustive()
     }
 }

@@ -67,8 +67,9 @@ pub struct TenantLimits {
     pub max_memories: u64,
     /// Most tables in one store. Default [`DEFAULT_MAX_TABLES`].
     pub max_tables: u64,
-    /// Time the invocation may spend running guest code, counted in epoch
-    /// ticks of [`crate::engine::EPOCH_TICK`]; past it the guest traps.
+    /// CPU time the invocation may use (guest code and host work; waiting
+    /// does not count), checked at every epoch tick of
+    /// [`crate::engine::EPOCH_TICK`]; past it the guest traps.
     /// Default [`DEFAULT_CPU_TIMEOUT`].
     pub cpu_timeout: Duration,
     /// Wall-clock deadline from start to finish, including time spent
