@@ -234,12 +234,14 @@ fn main() {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
     let mut group = c.benchmark_group("invoke");
-    group.bench_function("bare", |b| b.iter(|| bare.invoke(black_box(INPUT))));
+    group.bench_function("bare", |b| {
+        b.iter(|| rt.block_on(bare.invoke(black_box(INPUT))))
+    });
     group.bench_function("warden-buffered", |b| {
-        b.iter(|| buffered.invoke(black_box(INPUT)))
+        b.iter(|| rt.block_on(buffered.invoke(black_box(INPUT))))
     });
     group.bench_function("warden-synced", |b| {
-        b.iter(|| synced.invoke(black_box(INPUT)))
+        b.iter(|| rt.block_on(synced.invoke(black_box(INPUT))))
     });
     group.finish();
     c.final_summary();
