@@ -95,9 +95,10 @@ pub struct AuditOptions {
     /// older are removed at each checkpoint tick. A tenant not listed keeps
     /// its events forever, which is the default for every tenant.
     ///
-    /// TODO: read this from the tenant configuration once tenants have one
-    /// (issue 5); until then embedders set it here and operators run
-    /// `warden audit prune`.
+    /// TODO: the tenant configuration file (`tenants/<id>.toml`) has no
+    /// retention field yet, so a CLI user cannot set a period that the timer
+    /// applies; meanwhile embedders set it here and operators run
+    /// `warden audit prune --retention`.
     pub retention: Vec<(warden_host_api::scope::TenantId, Duration)>,
 }
 
