@@ -5,7 +5,8 @@
 //! the pooling allocator, so that creating a store costs little and a slot
 //! handed to another tenant starts from zeroed memory. Deadlines use epoch
 //! interruption: a dedicated thread advances the epoch every [`EPOCH_TICK`],
-//! and each store traps once its deadline in ticks has passed.
+//! and at each tick a store's callback checks its invocation's CPU time
+//! against the tenant's `cpu_timeout`.
 
 use std::{
     sync::{
@@ -113,27 +114,5 @@ impl Drop for EpochTicker {
             // a wasmtime bug, and there is nothing to do about one here.
             let _ = thread.join();
         }
-    }
-}
-
-/// Deadline in epoch ticks for `timeout`, rounded up, at least one.
-pub fn deadline_ticks(timeout: Duration) -> u64 {
-    let tick = EPOCH_TICK.as_nanos();
-    u64::try_from(timeout.as_nanos().div_ceil(tick))
-        .unwrap_or(u64::MAX)
-        .max(1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deadline_rounds_up_to_whole_ticks() {
-        assert_eq!(deadline_ticks(Duration::ZERO), 1);
-        assert_eq!(deadline_ticks(Duration::from_millis(1)), 1);
-        assert_eq!(deadline_ticks(Duration::from_millis(10)), 1);
-        assert_eq!(deadline_ticks(Duration::from_millis(11)), 2);
-        assert_eq!(deadline_ticks(Duration::from_secs(10)), 1000);
     }
 }

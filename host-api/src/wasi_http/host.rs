@@ -18,7 +18,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks, io::Tok
 use super::{
     HttpGrant, HttpLimits, Resolver,
     body::{Closing, RequestBody, ResponseBody},
-    scope::{EgressRule, Host, REDACTED, Refusal, Scheme, Target, canonical_ip, check_address},
+    scope::{EgressRule, Host, Refusal, Scheme, Target, canonical_ip, check_address, redact_query},
 };
 use crate::{
     audit::{self, AuditSink, Blame, Decision, EventBody, bounded_resource},
@@ -232,16 +232,7 @@ impl EgressHooks {
 fn spelled_url(uri: &http::Uri) -> String {
     let text = uri.to_string();
     let redacted = match text.split_once('?') {
-        Some((before, query)) => {
-            let parts: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((key, _)) => format!("{key}={REDACTED}"),
-                    None => pair.to_owned(),
-                })
-                .collect();
-            format!("{before}?{}", parts.join("&"))
-        }
+        Some((before, query)) => format!("{before}?{}", redact_query(query)),
         None => text,
     };
     bounded_resource(&redacted)

@@ -295,14 +295,7 @@ impl Target {
         url.push_str(&self.path);
         if let Some(query) = &self.query {
             url.push('?');
-            let parts: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((key, _)) => format!("{key}={REDACTED}"),
-                    None => pair.to_owned(),
-                })
-                .collect();
-            url.push_str(&parts.join("&"));
+            url.push_str(&redact_query(query));
         }
         url
     }
@@ -713,6 +706,20 @@ pub fn check_address(rule: &EgressRule, address: IpAddr) -> Result<(), Refusal> 
         Some(_) if rule.host == HostPattern::Exact(Host::Ip(address)) => Ok(()),
         Some(class) => Err(Refusal::Address { address, class }),
     }
+}
+
+/// `query` with every value replaced by the redaction mark, keys kept: query
+/// values often carry tokens or personal data, and the audit trail records
+/// where a request went, not what it said.
+pub fn redact_query(query: &str) -> String {
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) => format!("{key}={REDACTED}"),
+            None => pair.to_owned(),
+        })
+        .collect();
+    parts.join("&")
 }
 
 #[cfg(test)]

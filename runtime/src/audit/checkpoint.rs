@@ -120,20 +120,7 @@ impl Checkpoint {
     /// field is malformed.
     pub fn verify(&self, key: &PublicKey) -> Result<(), CheckpointError> {
         self.root()?;
-        if self.key_id != key.key_id() {
-            return Err(CheckpointError::OtherKey {
-                found: self.key_id.clone(),
-                expected: key.key_id(),
-            });
-        }
-        let mut signature = [0u8; 64];
-        hex::decode_to_slice(&self.signature, &mut signature)
-            .map_err(|_| CheckpointError::Malformed("signature is not 128 hex digits".into()))?;
-        if key.verify(self.signed_text().as_bytes(), &signature) {
-            Ok(())
-        } else {
-            Err(CheckpointError::BadSignature)
-        }
+        check_signature(key, &self.key_id, &self.signature, &self.signed_text())
     }
 
     /// Reads a checkpoint an operator saved: a file holding one checkpoint
@@ -298,6 +285,31 @@ pub(crate) fn open_checkpoints(path: &Path) -> Result<File, CheckpointFileError>
             action: "open",
             source,
         })
+}
+
+/// Checks that `signature_hex` is `key`'s signature over `text`, made by the
+/// key named `key_id`. Shared by checkpoints and retention records, which
+/// are signed the same way.
+pub(super) fn check_signature(
+    key: &PublicKey,
+    key_id: &str,
+    signature_hex: &str,
+    text: &str,
+) -> Result<(), CheckpointError> {
+    if key_id != key.key_id() {
+        return Err(CheckpointError::OtherKey {
+            found: key_id.to_owned(),
+            expected: key.key_id(),
+        });
+    }
+    let mut signature = [0u8; 64];
+    hex::decode_to_slice(signature_hex, &mut signature)
+        .map_err(|_| CheckpointError::Malformed("signature is not 128 hex digits".into()))?;
+    if key.verify(text.as_bytes(), &signature) {
+        Ok(())
+    } else {
+        Err(CheckpointError::BadSignature)
+    }
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ use warden_host_api::audit::{self, EventBody, HostScope};
 
 use super::{
     AuditLogError,
-    checkpoint::CheckpointError,
+    checkpoint::{CheckpointError, check_signature},
     keys::{PublicKey, Signer},
     log::{AuditLog, sync_dir},
     merkle::{Frontier, Hash, leaf_hash},
@@ -117,18 +117,7 @@ impl RetentionRecord {
     ///
     /// Says what is wrong.
     pub fn verify(&self, key: &PublicKey) -> Result<RetentionState, CheckpointError> {
-        if self.key_id != key.key_id() {
-            return Err(CheckpointError::OtherKey {
-                found: self.key_id.clone(),
-                expected: key.key_id(),
-            });
-        }
-        let mut signature = [0u8; 64];
-        hex::decode_to_slice(&self.signature, &mut signature)
-            .map_err(|_| CheckpointError::Malformed("signature is not 128 hex digits".into()))?;
-        if !key.verify(self.signed_text().as_bytes(), &signature) {
-            return Err(CheckpointError::BadSignature);
-        }
+        check_signature(key, &self.key_id, &self.signature, &self.signed_text())?;
         let decode = |t: &str| {
             let mut h = [0u8; 32];
             hex::decode_to_slice(t, &mut h)
