@@ -8,7 +8,9 @@
 //! - [`records`]: get, put, delete and list the tenant's key-value records
 //!   under the key prefixes the manifest grants;
 //! - [`decisions`]: record what the agent decided and why, for the audit
-//!   trail.
+//!   trail;
+//! - [`secrets`]: read a secret whose grant says `reveal = true`; other
+//!   granted secrets the host uses on the agent's behalf (egress headers).
 //!
 //! Anything written to stdout or stderr (for example with `println!` or
 //! `eprintln!`) is captured line by line into the tenant's audit trail.
@@ -58,6 +60,7 @@ pub mod bindings;
 
 pub mod decisions;
 pub mod records;
+pub mod secrets;
 
 /// Why an invocation did not produce an output; returned from
 /// [`Agent::handle`].

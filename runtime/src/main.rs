@@ -13,6 +13,7 @@ use warden_host_api::scope::{printable, validate_actor};
 use warden_runtime::{InvokeError, Runtime, TenantId, audit::StreamId, tenant::limits};
 
 mod audit_cmd;
+mod secrets_cmd;
 mod show;
 
 /// Run AI agents as WebAssembly components, one tenant at a time, with every
@@ -57,6 +58,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Manage a tenant's secrets; values are read from stdin only.
+    Secrets {
+        #[command(subcommand)]
+        command: secrets_cmd::SecretsCommand,
     },
 }
 
@@ -201,6 +207,14 @@ impl ActorArg {
     fn name(&self) -> String {
         self.actor.clone().unwrap_or_else(os_user)
     }
+
+    /// The actor, refusing an --actor that is not a valid actor name.
+    fn checked(&self) -> anyhow::Result<String> {
+        if let Some(actor) = &self.actor {
+            validate_actor(actor).map_err(|e| anyhow::anyhow!("--actor: {e}"))?;
+        }
+        Ok(self.name())
+    }
 }
 
 fn main() -> ExitCode {
@@ -237,6 +251,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => run(&cli.data_dir, &manifest, &tenant, &input, actor, fuel),
         Command::Audit { command } => {
             audit_cmd::dispatch(&cli.data_dir, command)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Secrets { command } => {
+            secrets_cmd::dispatch(&cli.data_dir, command)?;
             Ok(ExitCode::SUCCESS)
         }
     }

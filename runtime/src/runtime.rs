@@ -26,11 +26,12 @@ use thiserror::Error;
 use warden_host_api::{
     audit::{self, AuditError, EventBody, Outcome, StreamName},
     scope::{Digest, InstanceScope, TenantId},
+    secrets::TenantSecrets,
     warden_agent::{
-        self, AgentCtx,
+        self, AgentCtx, SecretsCtx,
         bindings::{AgentPre, exports::warden::agent::handler},
     },
-    wasi_http::{self, HttpCtx, HttpLimits, Resolver, SystemResolver},
+    wasi_http::{self, HttpCtx, Resolver, SystemResolver},
 };
 use wasmtime::{
     Engine, Store, Trap, UpdateDeadline,
@@ -45,6 +46,7 @@ use crate::{
     },
     engine::{DEFAULT_POOL_INSTANCES, EngineSettings, EpochTicker, build_engine},
     manifest::Manifest,
+    secrets::{SecretError, SecretStore},
     state::{CommitError, OpenStateError, Records, Transaction},
     tenant::{
         TenantError, TenantState, Tenants,
@@ -168,6 +170,7 @@ impl RuntimeBuilder {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| warden_agent::add_to_linker(&mut linker))
+            .and_then(|()| warden_agent::add_secrets_to_linker(&mut linker))
             .and_then(|()| wasi_http::add_to_linker(&mut linker))
             .map_err(|e| BuildError(one_line(&e)))?;
         let ticker = EpochTicker::start(&engine)
@@ -183,6 +186,7 @@ impl RuntimeBuilder {
                 self.default_limits,
                 self.ceilings,
             ),
+            secrets: SecretStore::new(&self.data_dir),
             data_dir: self.data_dir.clone(),
             durability: self.audit.durability,
             fuel: self.fuel,
@@ -271,6 +275,10 @@ pub enum InvokeError {
     /// An audit event could not be recorded; the invocation was stopped.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The agent's granted secrets could not be loaded for the tenant
+    /// (one is missing, or the store is unreadable); nothing ran.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
 }
 
 /// The CPU deadline passed; raised from the epoch callback.
@@ -310,6 +318,7 @@ pub struct Runtime {
     components: Mutex<BTreeMap<Digest, Component>>,
     records: Mutex<Option<Records>>,
     tenants: Tenants,
+    secrets: SecretStore,
     data_dir: PathBuf,
     durability: AuditDurability,
     fuel: bool,
@@ -381,11 +390,13 @@ impl Runtime {
         let pre = AgentPre::new(instance_pre).map_err(world)?;
         let grant = Arc::new(manifest.grant.records.clone());
         let http_grant = Arc::new(manifest.grant.http.clone());
+        let secrets_grant = Arc::new(manifest.grant.secrets.clone());
         Ok(Agent {
             manifest,
             component_digest: digest,
             grant,
             http_grant,
+            secrets_grant,
             pre,
         })
     }
@@ -548,7 +559,11 @@ impl Runtime {
             Err(InvokeError::Failed { message, .. }) => {
                 (Outcome::Failed, Some(message.clone()), None)
             }
-            Err(e @ (InvokeError::Busy { .. } | InvokeError::InputTooLarge { .. })) => {
+            Err(
+                e @ (InvokeError::Busy { .. }
+                | InvokeError::InputTooLarge { .. }
+                | InvokeError::Secret(_)),
+            ) => {
                 (Outcome::Refused, Some(e.to_string()), None)
             }
             Err(e) => (Outcome::Trap, Some(e.to_string()), None),
@@ -577,6 +592,15 @@ impl Runtime {
     ) -> Result<Vec<u8>, InvokeError> {
         let log = &state.log;
         let tenant = &scope.tenant;
+        // The tenant's own values of the granted secrets, read from its own
+        // store: a grant naming a secret the tenant lacks (or another
+        // tenant's) stops here, before the guest exists. The finish event
+        // records why.
+        let secrets = if agent.secrets_grant.is_empty() {
+            Arc::new(TenantSecrets::default())
+        } else {
+            Arc::new(self.secrets.load_granted(tenant, &agent.secrets_grant)?)
+        };
         // Refused before instantiation: an oversized input never reaches the
         // guest's memory.
         if input.len() as u64 > limits.max_input_bytes {
@@ -614,7 +638,9 @@ impl Runtime {
         };
 
         let txn = self.records()?.begin(tenant);
-        let end = self.run(log, scope, agent, input, limits, &txn).await?;
+        let end = self
+            .run(log, scope, agent, input, limits, &txn, secrets)
+            .await?;
         match end {
             RunEnd::Output(output) => {
                 // The events of every write are already on disk (each append
@@ -680,6 +706,10 @@ impl Runtime {
     }
 
     /// Step 3 to 5: one store, one run of the guest.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is one piece of the invocation's state, owned elsewhere"
+    )]
     async fn run(
         &self,
         log: &Arc<AuditLog>,
@@ -688,6 +718,7 @@ impl Runtime {
         input: &[u8],
         limits: &TenantLimits,
         txn: &Transaction,
+        secrets: Arc<TenantSecrets>,
     ) -> Result<RunEnd, InvokeError> {
         let stdout = MemoryOutputPipe::new(DEFAULT_MAX_STREAM_BYTES);
         let stderr = MemoryOutputPipe::new(DEFAULT_MAX_STREAM_BYTES);
@@ -716,8 +747,15 @@ impl Runtime {
                 Arc::clone(&agent.http_grant),
                 Arc::clone(&self.resolver),
                 Arc::clone(log) as Arc<dyn warden_host_api::audit::AuditSink>,
-                HttpLimits::default(),
+                limits.http_limits(),
                 Instant::now() + limits.wall_timeout,
+                Arc::clone(&secrets),
+            ),
+            secrets: SecretsCtx::new(
+                Arc::clone(scope),
+                Arc::clone(&agent.secrets_grant),
+                secrets,
+                Arc::clone(log) as Arc<dyn warden_host_api::audit::AuditSink>,
             ),
             limiter: TenantLimiter::new(*limits),
             cpu_start: Duration::ZERO,

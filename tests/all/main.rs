@@ -12,6 +12,7 @@ mod isolation;
 mod limits;
 mod regression;
 mod rollback;
+mod secrets;
 mod tamper;
 
 /// Every guest under `tests/guests/` must be used by a host test or a
