@@ -76,6 +76,7 @@ pub struct RuntimeBuilder {
     ceilings: Ceilings,
     fuel: bool,
     resolver: Arc<dyn Resolver>,
+    tls_roots_pem: Vec<u8>,
 }
 
 impl RuntimeBuilder {
@@ -89,6 +90,8 @@ impl RuntimeBuilder {
     /// - audit: [`AuditOptions::default`] (each event synced before the call
     ///   it records goes ahead, checkpoints every 60 s, no retention);
     /// - resolver for `wasi:http` egress: [`SystemResolver`];
+    /// - roots https egress trusts: the Mozilla roots of webpki-roots, no
+    ///   others (see [`RuntimeBuilder::tls_root_certificates`]);
     /// - pool: [`DEFAULT_POOL_INSTANCES`] live instances, each slot sized for
     ///   [`DEFAULT_POOL_MAX_MEMORY_BYTES`] of memory and
     ///   [`DEFAULT_POOL_MAX_TABLE_ELEMENTS`] table elements.
@@ -106,7 +109,20 @@ impl RuntimeBuilder {
             },
             fuel: false,
             resolver: Arc::new(SystemResolver),
+            tls_roots_pem: Vec::new(),
         }
+    }
+
+    /// Trusts the root certificates in `pem` (PEM text, one or more
+    /// `CERTIFICATE` blocks) for https egress, besides the Mozilla roots:
+    /// for a service behind a private certificate authority. Certificates
+    /// are still verified, for the host the guest named; nothing here turns
+    /// verification off. May be called more than once; the PEM is parsed by
+    /// [`RuntimeBuilder::build`].
+    pub fn tls_root_certificates(&mut self, pem: &[u8]) -> &mut Self {
+        self.tls_roots_pem.extend_from_slice(pem);
+        self.tls_roots_pem.push(b'\n');
+        self
     }
 
     /// Meters guest code with fuel, so that each tenant's `max_fuel` ends a
@@ -167,6 +183,7 @@ impl RuntimeBuilder {
             fuel: self.fuel,
         })
         .map_err(|e| BuildError(one_line(&e)))?;
+        let tls = self.tls_config()?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| warden_agent::add_to_linker(&mut linker))
@@ -191,10 +208,27 @@ impl RuntimeBuilder {
             durability: self.audit.durability,
             fuel: self.fuel,
             resolver: Arc::clone(&self.resolver),
+            tls,
             invocations: AtomicU64::new(0),
             limit_hits: Mutex::new(BTreeMap::new()),
             _ticker: ticker,
         })
+    }
+}
+
+impl RuntimeBuilder {
+    fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, BuildError> {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+
+        let roots = CertificateDer::pem_slice_iter(&self.tls_roots_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BuildError(format!("TLS root certificates do not parse as PEM: {e}")))?;
+        if roots.is_empty() && !self.tls_roots_pem.is_empty() {
+            return Err(BuildError(
+                "TLS root certificates hold no CERTIFICATE block; give PEM certificates".into(),
+            ));
+        }
+        wasi_http::client_config(&roots).map_err(|e| BuildError(e.to_string()))
     }
 }
 
@@ -323,6 +357,7 @@ pub struct Runtime {
     durability: AuditDurability,
     fuel: bool,
     resolver: Arc<dyn Resolver>,
+    tls: Arc<rustls::ClientConfig>,
     invocations: AtomicU64,
     limit_hits: Mutex<BTreeMap<(TenantId, &'static str), u64>>,
     _ticker: EpochTicker,
@@ -750,6 +785,7 @@ impl Runtime {
                 limits.http_limits(),
                 Instant::now() + limits.wall_timeout,
                 Arc::clone(&secrets),
+                Arc::clone(&self.tls),
             ),
             secrets: SecretsCtx::new(
                 Arc::clone(scope),

@@ -101,7 +101,7 @@ pub(crate) fn dispatch(data_dir: &Path, command: SecretsCommand) -> anyhow::Resu
 /// Reads the value from stdin, at most [`MAX_SECRET_VALUE_BYTES`] after one
 /// trailing newline is dropped.
 fn read_value() -> anyhow::Result<SecretValue> {
-    let mut stdin = std::io::stdin().lock();
+    let stdin = std::io::stdin().lock();
     if stdin.is_terminal() {
         eprintln!("reading the secret value from stdin; end it with Ctrl-D");
     }

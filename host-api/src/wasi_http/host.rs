@@ -55,6 +55,8 @@ struct Shared {
     deadline: Instant,
     /// The tenant's values of the secrets the grant's headers use.
     secrets: Arc<TenantSecrets>,
+    /// The client configuration of https requests.
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl fmt::Debug for EgressHooks {
@@ -163,6 +165,10 @@ impl Shared {
 }
 
 impl EgressHooks {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is one piece of the instance's egress state, owned elsewhere"
+    )]
     pub(super) fn new(
         scope: Arc<InstanceScope>,
         grant: Arc<HttpGrant>,
@@ -171,6 +177,7 @@ impl EgressHooks {
         limits: HttpLimits,
         deadline: Instant,
         secrets: Arc<TenantSecrets>,
+        tls: Arc<rustls::ClientConfig>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -181,6 +188,7 @@ impl EgressHooks {
                 limits,
                 deadline,
                 secrets,
+                tls,
             }),
             requests: 0,
         }
@@ -277,17 +285,6 @@ impl EgressHooks {
                 shared.refuse(decided, refusal.to_string(), Error::HttpRequestDenied)
             })?
             .clone();
-        if target.scheme == Scheme::Https {
-            // TODO: egress over TLS is not built yet: warden sends requests
-            // itself (to connect to the address it checked) and has no TLS
-            // client yet. Until then a granted https request is refused with
-            // this reason in the audit trail and `configuration-error` for
-            // the guest.
-            let reason = "https egress is not available in this build of warden".to_owned();
-            tracing::warn!(tenant = %shared.scope.tenant, "https egress requested but not built");
-            shared.record(decided, Decision::Deny, reason, Some(Blame::Host))?;
-            return Err(Error::ConfigurationError);
-        }
         Ok((rule, target))
     }
 }
@@ -405,7 +402,8 @@ impl WasiHttpHooks for EgressHooks {
                 started,
                 sent: Arc::clone(&sent),
             };
-            let exchange = exchange(request, &target, address, &limits, sent, injected);
+            let tls = (target.scheme == Scheme::Https).then(|| Arc::clone(&shared.tls));
+            let exchange = exchange(request, &target, address, &limits, sent, injected, tls);
             let (response, conn) = match tokio::time::timeout_at(deadline, exchange).await {
                 Ok(Ok(done)) => done,
                 Ok(Err((code, why))) => {
@@ -451,6 +449,16 @@ impl WasiHttpHooks for EgressHooks {
     }
 }
 
+/// The response head with the future that drives the connection, or the
+/// guest's code and the reason for the audit trail.
+type Exchanged = Result<
+    (
+        http::Response<hyper::body::Incoming>,
+        Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ),
+    (Error, String),
+>;
+
 /// Connects to `address`, sends `request` rewritten for `target`, and
 /// returns the response head with the future that drives the connection.
 /// Errors carry the guest's code and the reason for the audit trail.
@@ -461,13 +469,8 @@ async fn exchange(
     limits: &HttpLimits,
     sent: Arc<AtomicU64>,
     injected: Vec<(HeaderName, HeaderValue)>,
-) -> Result<
-    (
-        http::Response<hyper::body::Incoming>,
-        Box<dyn Future<Output = Result<(), Error>> + Send>,
-    ),
-    (Error, String),
-> {
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Exchanged {
     let stream = TcpStream::connect(SocketAddr::new(address, target.port))
         .await
         .map_err(|e| {
@@ -476,7 +479,28 @@ async fn exchange(
                 format!("connect failed: {}", e.kind()),
             )
         })?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    match tls {
+        None => send(TokioIo::new(stream), request, target, limits, sent, injected).await,
+        Some(config) => {
+            let stream = super::tls::connect(config, target, stream).await?;
+            send(TokioIo::new(stream), request, target, limits, sent, injected).await
+        }
+    }
+}
+
+/// Sends `request` rewritten for `target` over the connection `io`.
+async fn send<I>(
+    io: I,
+    request: http::Request<WasiBody>,
+    target: &Target,
+    limits: &HttpLimits,
+    sent: Arc<AtomicU64>,
+    injected: Vec<(HeaderName, HeaderValue)>,
+) -> Exchanged
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
         .map_err(|e| (Error::HttpProtocolError, format!("handshake failed: {e}")))?;
 

@@ -16,7 +16,9 @@
 //! 4. adds the headers the matching rule grants, with the tenant's secrets
 //!    filled in ([`inject`]), and records the decision, naming the address
 //!    and the added headers by name, in the audit stream;
-//! 5. connects to that checked address (no second lookup), sends the
+//! 5. connects to that checked address (no second lookup), for `https`
+//!    runs TLS over it verifying the canonical host's certificate
+//!    ([`tls`]), sends the
 //!    request with the canonical `Host`, and does not follow redirects: the
 //!    guest sees the 3xx, and a follow-up is a new request, checked anew;
 //! 6. records how the exchange ended (status, bytes, duration).
@@ -33,6 +35,7 @@ mod fields;
 mod host;
 pub mod inject;
 pub mod scope;
+pub mod tls;
 
 use std::{
     fmt,
@@ -50,6 +53,7 @@ pub use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::{audit::AuditSink, scope::InstanceScope, secrets::TenantSecrets};
 pub use inject::InjectedHeader;
 pub use scope::{EgressRule, HttpGrant};
+pub use tls::{TlsRootError, client_config};
 
 /// Default cap on the request body one request may send: 1 MiB.
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u64 = 1024 * 1024;
@@ -154,7 +158,12 @@ impl fmt::Debug for HttpCtx {
 impl HttpCtx {
     /// State for one instance running under `scope` with `grant`, whose
     /// invocation must end by `deadline`; `secrets` holds the tenant's
-    /// values of the secrets the grant's headers use.
+    /// values of the secrets the grant's headers use, and `tls` is the
+    /// client configuration of https requests (see [`client_config`]).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is one piece of the instance's egress state, owned elsewhere"
+    )]
     pub fn new(
         scope: Arc<InstanceScope>,
         grant: Arc<HttpGrant>,
@@ -163,6 +172,7 @@ impl HttpCtx {
         limits: HttpLimits,
         deadline: Instant,
         secrets: Arc<TenantSecrets>,
+        tls: Arc<rustls::ClientConfig>,
     ) -> Self {
         let mut wasi = WasiHttpCtx::new();
         // wasmtime-wasi-http counts the in-memory size of a fields resource,
@@ -172,7 +182,7 @@ impl HttpCtx {
         Self {
             wasi,
             hooks: host::EgressHooks::new(
-                scope, grant, resolver, audit, limits, deadline, secrets,
+                scope, grant, resolver, audit, limits, deadline, secrets, tls,
             ),
         }
     }
