@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 use warden_host_api::{
     scope::{AgentGrant, Digest},
+    secrets::{SecretGrant, SecretsGrant, validate_secret_name},
     warden_agent::{
         PrefixGrant, RecordsGrant,
         scope::{DEFAULT_MAX_KEY_BYTES, canonical_prefix, validate_key},
     },
-    secrets::{SecretGrant, SecretsGrant, validate_secret_name},
     wasi_http::{EgressRule, HttpGrant},
 };
 
@@ -176,7 +176,10 @@ fn secrets_grant(
     }
     for (i, rule) in rules.iter().enumerate() {
         for header in &rule.headers {
-            if let Some(name) = header.secrets().find(|n| !secrets.iter().any(|s| s.name == *n)) {
+            if let Some(name) = header
+                .secrets()
+                .find(|n| !secrets.iter().any(|s| s.name == *n))
+            {
                 return Err(format!(
                     "grants.http[{i}].headers.{} uses secret {name:?}, which grants.secrets does \
                      not name; add [[grants.secrets]] name = {name:?}",
@@ -289,7 +292,10 @@ mod tests {
         // A grant without secrets keeps the digest it had before they
         // existed.
         let json = serde_json::to_string(&plain.grant).unwrap();
-        assert!(!json.contains("secrets") && !json.contains("headers"), "{json}");
+        assert!(
+            !json.contains("secrets") && !json.contains("headers"),
+            "{json}"
+        );
     }
 
     #[test]
@@ -365,8 +371,12 @@ mod tests {
                 "grants.http[0].headers: host is set by the host",
             ),
         ];
-        let secret_cases = secret_cases
-            .map(|(grants, want)| (format!("name = \"a\"\ncomponent = \"a.wasm\"\n{grants}"), want));
+        let secret_cases = secret_cases.map(|(grants, want)| {
+            (
+                format!("name = \"a\"\ncomponent = \"a.wasm\"\n{grants}"),
+                want,
+            )
+        });
         let cases = cases
             .map(|(text, want)| (text.to_owned(), want))
             .into_iter()

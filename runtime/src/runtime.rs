@@ -473,6 +473,45 @@ impl Runtime {
         self.tenants.configure(tenant, config)
     }
 
+    /// The secret store of this runtime's data directory, for listing.
+    pub fn secret_store(&self) -> &SecretStore {
+        &self.secrets
+    }
+
+    /// Sets `tenant`'s secret `name` on behalf of `actor`, recording the
+    /// change in the control-plane stream this runtime holds open (a second
+    /// handle on it from the same process would be refused).
+    ///
+    /// # Errors
+    ///
+    /// See [`SecretStore::set`].
+    pub fn set_secret(
+        &self,
+        actor: &str,
+        tenant: &TenantId,
+        name: &str,
+        value: &warden_host_api::secrets::SecretValue,
+    ) -> Result<(), SecretError> {
+        let logs = self.tenants.audit_logs();
+        self.secrets.set(logs, actor, tenant, name, value)
+    }
+
+    /// Removes `tenant`'s secret `name` on behalf of `actor`; see
+    /// [`Runtime::set_secret`].
+    ///
+    /// # Errors
+    ///
+    /// See [`SecretStore::remove`].
+    pub fn remove_secret(
+        &self,
+        actor: &str,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<(), SecretError> {
+        self.secrets
+            .remove(self.tenants.audit_logs(), actor, tenant, name)
+    }
+
     /// Directory of `tenant`'s audit log.
     pub fn audit_log_dir(&self, tenant: &TenantId) -> PathBuf {
         StreamId::Tenant(tenant.clone()).dir(&self.data_dir)
@@ -598,9 +637,7 @@ impl Runtime {
                 e @ (InvokeError::Busy { .. }
                 | InvokeError::InputTooLarge { .. }
                 | InvokeError::Secret(_)),
-            ) => {
-                (Outcome::Refused, Some(e.to_string()), None)
-            }
+            ) => (Outcome::Refused, Some(e.to_string()), None),
             Err(e) => (Outcome::Trap, Some(e.to_string()), None),
         };
         audit::emit(

@@ -446,18 +446,35 @@ mod tests {
         let store = SecretStore::new(dir.path());
         let acme = TenantId::new("acme").unwrap();
         let globex = TenantId::new("globex").unwrap();
-        store.set(&logs, "op", &acme, "pay", &value(b"A-1")).unwrap();
-        store.set(&logs, "op", &globex, "pay", &value(b"G-1")).unwrap();
-        store.set(&logs, "op", &acme, "pay", &value(b"A-2")).unwrap();
+        store
+            .set(&logs, "op", &acme, "pay", &value(b"A-1"))
+            .unwrap();
+        store
+            .set(&logs, "op", &globex, "pay", &value(b"G-1"))
+            .unwrap();
+        store
+            .set(&logs, "op", &acme, "pay", &value(b"A-2"))
+            .unwrap();
 
         assert_eq!(store.get(&acme, "pay").unwrap().unwrap().expose(), b"A-2");
         assert_eq!(store.get(&globex, "pay").unwrap().unwrap().expose(), b"G-1");
-        let names: Vec<String> = store.list(&acme).unwrap().into_iter().map(|i| i.name).collect();
+        let names: Vec<String> = store
+            .list(&acme)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.name)
+            .collect();
         assert_eq!(names, ["pay"]);
         let file = dir.path().join("secrets/acme/pay");
-        assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         for d in ["secrets", "secrets/acme"] {
-            let mode = fs::metadata(dir.path().join(d)).unwrap().permissions().mode();
+            let mode = fs::metadata(dir.path().join(d))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o700, "{d}");
         }
 
@@ -475,14 +492,23 @@ mod tests {
         let store = SecretStore::new(dir.path());
         let acme = TenantId::new("acme").unwrap();
         let big = vec![b'x'; MAX_SECRET_VALUE_BYTES + 1];
-        let err = store.set(&logs, "op", &acme, "k", &value(&big)).unwrap_err();
-        assert!(err.to_string().contains("over the maximum of 16384 bytes"), "{err}");
+        let err = store
+            .set(&logs, "op", &acme, "k", &value(&big))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("over the maximum of 16384 bytes"),
+            "{err}"
+        );
         let err = store.set(&logs, "op", &acme, "k", &value(b"")).unwrap_err();
         assert!(err.to_string().contains("empty"), "{err}");
-        let err = store.set(&logs, "op", &acme, "../k", &value(b"v")).unwrap_err();
+        let err = store
+            .set(&logs, "op", &acme, "../k", &value(b"v"))
+            .unwrap_err();
         assert!(err.to_string().contains("not valid"), "{err}");
 
-        store.set(&logs, "op", &acme, "k", &value(b"hunter2")).unwrap();
+        store
+            .set(&logs, "op", &acme, "k", &value(b"hunter2"))
+            .unwrap();
         let file = dir.path().join("secrets/acme/k");
         fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
         let err = store.get(&acme, "k").unwrap_err().to_string();

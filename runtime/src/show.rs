@@ -107,7 +107,11 @@ fn describe(seq: u64, e: &Value) -> String {
             "secret {} of {} {} by {}",
             bs("name"),
             s("tenant"),
-            if bs("action") == "remove" { "removed" } else { "set" },
+            if bs("action") == "remove" {
+                "removed"
+            } else {
+                "set"
+            },
             s("actor")
         ),
         "audit-read" => format!(

@@ -25,7 +25,9 @@ impl Env {
     fn set_secret(&self, tenant: &str, name: &str, value: &[u8]) -> Output {
         let mut child = self
             .warden()
-            .args(["secrets", "set", "--tenant", tenant, name, "--actor", "ops@acme"])
+            .args([
+                "secrets", "set", "--tenant", tenant, name, "--actor", "ops@acme",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -100,7 +102,11 @@ fn operator_sets_lists_and_removes_secrets_and_each_change_is_recorded_by_name()
     assert!(out.status.success(), "{}", stderr(&out));
 
     let file = env.data_dir().join("secrets/acme/payments-key");
-    assert_eq!(std::fs::read(&file).unwrap(), VALUE.as_bytes(), "one newline dropped");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        VALUE.as_bytes(),
+        "one newline dropped"
+    );
     let mode = std::fs::metadata(&file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
 
@@ -115,7 +121,14 @@ fn operator_sets_lists_and_removes_secrets_and_each_change_is_recorded_by_name()
     let argv = env.secrets(&["set", "--tenant", "acme", "payments-key", VALUE]);
     assert!(!argv.status.success());
 
-    let removed = env.secrets(&["remove", "--tenant", "acme", "payments-key", "--actor", "ops@acme"]);
+    let removed = env.secrets(&[
+        "remove",
+        "--tenant",
+        "acme",
+        "payments-key",
+        "--actor",
+        "ops@acme",
+    ]);
     assert!(removed.status.success(), "{}", stderr(&removed));
     assert!(!file.exists());
     let again = env.secrets(&["remove", "--tenant", "acme", "payments-key"]);
@@ -164,8 +177,15 @@ fn oversized_values_and_names_are_refused_before_anything_is_recorded() {
 #[test]
 fn guest_reads_a_secret_granted_with_reveal_and_the_trail_names_it_only() {
     let env = Env::new();
-    assert!(env.set_secret("acme", "shown", VALUE.as_bytes()).status.success());
-    let manifest = env.secrets_agent("reader", "[[grants.secrets]]\nname = \"shown\"\nreveal = true\n");
+    assert!(
+        env.set_secret("acme", "shown", VALUE.as_bytes())
+            .status
+            .success()
+    );
+    let manifest = env.secrets_agent(
+        "reader",
+        "[[grants.secrets]]\nname = \"shown\"\nreveal = true\n",
+    );
     let out = env.run_ok(&manifest, "acme", "reveal shown\n");
     assert_eq!(out, format!("reveal shown -> ok {VALUE}\n"));
 
@@ -183,12 +203,18 @@ fn guest_reads_a_secret_granted_with_reveal_and_the_trail_names_it_only() {
 fn secrets_not_granted_or_granted_without_reveal_are_not_permitted() {
     let env = Env::new();
     for name in ["hidden", "other"] {
-        assert!(env.set_secret("acme", name, VALUE.as_bytes()).status.success());
+        assert!(
+            env.set_secret("acme", name, VALUE.as_bytes())
+                .status
+                .success()
+        );
     }
     let manifest = env.secrets_agent("reader", "[[grants.secrets]]\nname = \"hidden\"\n");
     let out = env.run_ok(&manifest, "acme", "reveal hidden\nreveal other\n");
     assert!(
-        out.contains("reveal hidden -> err not-permitted: secret hidden is granted for host use only"),
+        out.contains(
+            "reveal hidden -> err not-permitted: secret hidden is granted for host use only"
+        ),
         "{out}"
     );
     assert!(
@@ -204,20 +230,32 @@ fn secrets_not_granted_or_granted_without_reveal_are_not_permitted() {
         assert_eq!(call["decision"], "deny");
         assert_eq!(call["blame"], "guest");
     }
-    assert!(calls[0]["reason"].as_str().unwrap().contains("reveal = true"));
+    assert!(
+        calls[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("reveal = true")
+    );
     assert!(calls[1]["reason"].as_str().unwrap().contains("not granted"));
 }
 
 #[test]
 fn a_tenant_cannot_use_another_tenants_secret() {
     let env = Env::new();
-    assert!(env.set_secret("globex", "pay", VALUE.as_bytes()).status.success());
+    assert!(
+        env.set_secret("globex", "pay", VALUE.as_bytes())
+            .status
+            .success()
+    );
     let file = env.data_dir().join("secrets/globex/pay");
     let before = std::fs::metadata(&file).unwrap().modified().unwrap();
 
     // acme's agent grants globex's secret name: acme has no such secret,
     // so nothing runs.
-    let manifest = env.secrets_agent("reader", "[[grants.secrets]]\nname = \"pay\"\nreveal = true\n");
+    let manifest = env.secrets_agent(
+        "reader",
+        "[[grants.secrets]]\nname = \"pay\"\nreveal = true\n",
+    );
     let out = env.run(&manifest, "acme", "reveal pay\n");
     assert_one_line_error(
         &out,
@@ -242,10 +280,16 @@ fn a_tenant_cannot_use_another_tenants_secret() {
     // Without the grant the name is simply not permitted.
     let ungranted = env.secrets_agent("plain", "");
     let out = env.run_ok(&ungranted, "acme", "reveal pay\n");
-    assert!(out.contains("err not-permitted: secret pay is not granted"), "{out}");
+    assert!(
+        out.contains("err not-permitted: secret pay is not granted"),
+        "{out}"
+    );
 
     assert_eq!(std::fs::read(&file).unwrap(), VALUE.as_bytes());
-    assert_eq!(std::fs::metadata(&file).unwrap().modified().unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().modified().unwrap(),
+        before
+    );
     // globex's own agent still reads its own value.
     assert_eq!(
         env.run_ok(&manifest, "globex", "reveal pay\n"),
@@ -267,7 +311,10 @@ fn a_guest_name_over_64_bytes_is_limit_reached_and_recorded() {
     let calls = env.interface_events("acme", "warden:agent/secrets");
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0]["decision"], "deny");
-    assert!(calls[0]["resource"].as_str().unwrap().len() < 1100, "name cut");
+    assert!(
+        calls[0]["resource"].as_str().unwrap().len() < 1100,
+        "name cut"
+    );
 }
 
 fn egress_grants(port: u16) -> String {
@@ -282,21 +329,38 @@ fn egress_grants(port: u16) -> String {
 fn granted_header_carries_the_secret_to_the_server_and_nowhere_else() {
     let server = Server::start();
     let env = Env::new();
-    assert!(env.set_secret("acme", "payments-key", VALUE.as_bytes()).status.success());
+    assert!(
+        env.set_secret("acme", "payments-key", VALUE.as_bytes())
+            .status
+            .success()
+    );
     let manifest = env.secrets_agent("payer", &egress_grants(server.port));
     let url = format!("http://127.0.0.1:{}/charge", server.port);
-    let out = env.run(&manifest, "acme", &format!("send {url}\nreveal payments-key\n"));
+    let out = env.run(
+        &manifest,
+        "acme",
+        &format!("send {url}\nreveal payments-key\n"),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
         text.contains("-> ok status 200 body hello guest-headers [authorization=guest-token]"),
         "{text}"
     );
-    assert!(text.contains("reveal payments-key -> err not-permitted"), "{text}");
+    assert!(
+        text.contains("reveal payments-key -> err not-permitted"),
+        "{text}"
+    );
 
     // The server got the host's header in place of the guest's.
     let head = server.requests.lock().unwrap()[0].to_ascii_lowercase();
-    assert!(head.contains(&format!("authorization: bearer {}", VALUE.to_ascii_lowercase())), "{head}");
+    assert!(
+        head.contains(&format!(
+            "authorization: bearer {}",
+            VALUE.to_ascii_lowercase()
+        )),
+        "{head}"
+    );
     assert!(!head.contains("guest-token"), "{head}");
 
     let requests: Vec<Value> = env
@@ -360,8 +424,14 @@ fn header_limits_and_bad_headers_fail_that_request_alone_and_are_audited() {
     let out = env.run_ok(&manifest, "acme", &input);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
-    assert!(lines[0].ends_with("err header x-h4: HeaderError::Forbidden"), "{out}");
-    assert!(lines[1].ends_with("err header x-big: HeaderError::Forbidden"), "{out}");
+    assert!(
+        lines[0].ends_with("err header x-h4: HeaderError::Forbidden"),
+        "{out}"
+    );
+    assert!(
+        lines[1].ends_with("err header x-big: HeaderError::Forbidden"),
+        "{out}"
+    );
     assert!(lines[2].contains("ok status 200"), "{out}");
 
     let refused = env.interface_events("acme", "wasi:http/types");
@@ -401,23 +471,35 @@ fn per_tenant_request_and_body_limits_are_enforced_and_audited() {
         ),
     );
     let url = format!("http://127.0.0.1:{}/", server.port);
-    let out = env.run_ok(&manifest, "acme", &format!("headers 0 {url}\nheaders 0 {url}\nheaders 0 {url}\n"));
+    let out = env.run_ok(
+        &manifest,
+        "acme",
+        &format!("headers 0 {url}\nheaders 0 {url}\nheaders 0 {url}\n"),
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
     assert!(lines[0].contains("-> err body:"), "{out}");
     assert!(lines[1].contains("-> err body:"), "{out}");
-    assert!(lines[2].ends_with("err ErrorCode::ConnectionLimitReached"), "{out}");
+    assert!(
+        lines[2].ends_with("err ErrorCode::ConnectionLimitReached"),
+        "{out}"
+    );
 
     let events = env.events("acme");
     let reasons: Vec<String> = events
         .iter()
         .filter_map(|e| {
             let b = &e["body"];
-            b["reason"].as_str().or(b["error"].as_str()).map(str::to_owned)
+            b["reason"]
+                .as_str()
+                .or(b["error"].as_str())
+                .map(str::to_owned)
         })
         .collect();
     assert!(
-        reasons.iter().any(|r| r.contains("max_http_response_body_bytes (3)")),
+        reasons
+            .iter()
+            .any(|r| r.contains("max_http_response_body_bytes (3)")),
         "{reasons:?}"
     );
     assert!(
@@ -425,6 +507,10 @@ fn per_tenant_request_and_body_limits_are_enforced_and_audited() {
         "{reasons:?}"
     );
     // A third tenant without a config keeps the defaults: three requests go.
-    let out = env.run_ok(&manifest, "globex", &format!("headers 0 {url}\nheaders 0 {url}\nheaders 0 {url}\n"));
+    let out = env.run_ok(
+        &manifest,
+        "globex",
+        &format!("headers 0 {url}\nheaders 0 {url}\nheaders 0 {url}\n"),
+    );
     assert_eq!(out.matches("ok status 200 body hello").count(), 3, "{out}");
 }

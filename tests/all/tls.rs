@@ -123,7 +123,12 @@ async fn get(env: &Env, root: Option<&Ca>, port: u16) -> (String, Vec<Value>) {
     let events = env
         .events("acme")
         .into_iter()
-        .filter(|e| e["body"]["type"].as_str().unwrap_or("").starts_with("http-"))
+        .filter(|e| {
+            e["body"]["type"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("http-")
+        })
         .map(|e| e["body"].clone())
         .collect();
     (String::from_utf8(out).unwrap(), events)
@@ -165,7 +170,10 @@ async fn https_certificate_for_another_host_is_refused() {
     assert!(out.contains("err ErrorCode::TlsCertificateError"), "{out}");
     assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert!(
-        events[1]["error"].as_str().unwrap().contains("TLS handshake failed"),
+        events[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("TLS handshake failed"),
         "{events:?}"
     );
 }

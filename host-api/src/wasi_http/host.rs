@@ -104,7 +104,12 @@ impl HeaderGuard {
 
     /// Records that `fields.<function>` refused header `name`; an audit
     /// failure traps (fail closed).
-    pub(super) fn refuse(&self, function: &str, name: &str, reason: String) -> wasmtime::Result<()> {
+    pub(super) fn refuse(
+        &self,
+        function: &str,
+        name: &str,
+        reason: String,
+    ) -> wasmtime::Result<()> {
         let shared = &self.shared;
         tracing::debug!(tenant = %shared.scope.tenant, reason = %reason, "http header refused");
         let body = EventBody::HostCall {
@@ -480,10 +485,28 @@ async fn exchange(
             )
         })?;
     match tls {
-        None => send(TokioIo::new(stream), request, target, limits, sent, injected).await,
+        None => {
+            send(
+                TokioIo::new(stream),
+                request,
+                target,
+                limits,
+                sent,
+                injected,
+            )
+            .await
+        }
         Some(config) => {
             let stream = super::tls::connect(config, target, stream).await?;
-            send(TokioIo::new(stream), request, target, limits, sent, injected).await
+            send(
+                TokioIo::new(stream),
+                request,
+                target,
+                limits,
+                sent,
+                injected,
+            )
+            .await
         }
     }
 }

@@ -177,7 +177,9 @@ impl InjectedHeader {
 /// # Errors
 ///
 /// Returns the first [`HeaderGrantError`].
-pub fn parse_headers(headers: &[(String, String)]) -> Result<Vec<InjectedHeader>, HeaderGrantError> {
+pub fn parse_headers(
+    headers: &[(String, String)],
+) -> Result<Vec<InjectedHeader>, HeaderGrantError> {
     if headers.len() > MAX_INJECTED_HEADERS {
         return Err(HeaderGrantError::TooMany);
     }
@@ -242,8 +244,16 @@ mod tests {
             .map(|i| (format!("x-{i}"), "v".to_owned()))
             .collect();
         assert_eq!(parse_headers(&many), Err(HeaderGrantError::TooMany));
-        let twice = [("X-A".to_owned(), "1".to_owned()), ("x-a".to_owned(), "2".to_owned())];
-        assert!(parse_headers(&twice).unwrap_err().to_string().contains("twice"));
+        let twice = [
+            ("X-A".to_owned(), "1".to_owned()),
+            ("x-a".to_owned(), "2".to_owned()),
+        ];
+        assert!(
+            parse_headers(&twice)
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
     }
 
     #[test]
@@ -251,7 +261,10 @@ mod tests {
         let h = InjectedHeader::parse("authorization", "Bearer {{secret:k}}").unwrap();
         let mut secrets = TenantSecrets::default();
         assert_eq!(h.render(&secrets).unwrap_err(), "k");
-        secrets.insert("k".into(), SecretValue::new(Zeroizing::new(b"tok".to_vec())));
+        secrets.insert(
+            "k".into(),
+            SecretValue::new(Zeroizing::new(b"tok".to_vec())),
+        );
         assert_eq!(&h.render(&secrets).unwrap()[..], b"Bearer tok");
     }
 }

@@ -84,7 +84,10 @@ pub(super) async fn connect(
         .await
         .map_err(|e| {
             let reason = format!("TLS handshake failed: {e}");
-            let code = match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            let code = match e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
                 Some(rustls::Error::InvalidCertificate(_)) => Error::TlsCertificateError,
                 Some(rustls::Error::AlertReceived(alert)) => Error::TlsAlertReceived {
                     alert_id: Some(u8::from(*alert)),

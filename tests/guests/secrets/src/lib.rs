@@ -57,7 +57,8 @@ fn get(url: &str, headers: &[(String, Vec<u8>)]) -> Result<String, String> {
         Scheme::Http
     };
     req.set_scheme(Some(&scheme)).map_err(|()| "scheme")?;
-    req.set_authority(Some(authority)).map_err(|()| "authority")?;
+    req.set_authority(Some(authority))
+        .map_err(|()| "authority")?;
     req.set_path_with_query(Some(path)).map_err(|()| "path")?;
     let seen: Vec<String> = req
         .headers()
@@ -107,9 +108,7 @@ fn run(words: &[&str]) -> String {
         ),
         "headers" => {
             let n: usize = arg(1).parse().unwrap_or(0);
-            let headers: Vec<_> = (0..n)
-                .map(|i| (format!("x-h{i}"), b"v".to_vec()))
-                .collect();
+            let headers: Vec<_> = (0..n).map(|i| (format!("x-h{i}"), b"v".to_vec())).collect();
             get(arg(2), &headers)
         }
         "big-header" => {
