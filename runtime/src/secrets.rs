@@ -42,7 +42,7 @@ use std::{
 use thiserror::Error;
 use warden_host_api::{
     audit::{self, EventBody, HostScope},
-    scope::TenantId,
+    scope::{TenantId, validate_actor},
     secrets::{
         MAX_SECRET_VALUE_BYTES, SecretValue, SecretsGrant, TenantSecrets, validate_secret_name,
     },
@@ -70,6 +70,9 @@ pub enum SecretError {
     /// The name breaks the naming rule.
     #[error("{0}")]
     Name(String),
+    /// The actor is not a valid actor name.
+    #[error("{0}")]
+    Actor(String),
     /// An empty value.
     #[error("secret {name} of tenant {tenant}: the value is empty; give the value on stdin")]
     Empty {
@@ -180,6 +183,7 @@ impl SecretStore {
         name: &str,
         value: &SecretValue,
     ) -> Result<(), SecretError> {
+        validate_actor(actor).map_err(SecretError::Actor)?;
         validate_secret_name(name).map_err(SecretError::Name)?;
         let len = value.expose().len();
         if len == 0 {
@@ -239,6 +243,7 @@ impl SecretStore {
         tenant: &TenantId,
         name: &str,
     ) -> Result<(), SecretError> {
+        validate_actor(actor).map_err(SecretError::Actor)?;
         validate_secret_name(name).map_err(SecretError::Name)?;
         let path = self.tenant_dir(tenant).join(name);
         match fs::symlink_metadata(&path) {
