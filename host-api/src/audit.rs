@@ -17,14 +17,53 @@ use thiserror::Error;
 use crate::scope::{Digest, InstanceScope, TenantId};
 
 /// Where audit events go. Implemented by the runtime's audit log.
+///
+/// A sink may hold the events of one invocation in memory and write them in
+/// batches, as long as it keeps their order and makes each durable before
+/// any effect of the call it records can be seen outside the invocation.
+/// Inside a capability, the one such effect that does not pass through the
+/// runtime is a request leaving the host, so a capability that sends one
+/// calls [`AuditSink::flush`] after recording it and before sending it. The
+/// runtime flushes before it commits an invocation's writes and before it
+/// returns to the caller.
 pub trait AuditSink: Send + Sync {
-    /// Appends `event` to the stream of `event.tenant`.
+    /// Appends `event` to the stream of `event.tenant`, after every event
+    /// this sink accepted before it.
     ///
     /// # Errors
     ///
     /// Returns [`AuditError`] when the event could not be recorded; the caller
     /// must then fail the operation it was about to perform.
     fn append(&self, event: &AuditEvent) -> Result<(), AuditError>;
+
+    /// Appends the event `body` of the invocation described by `scope`,
+    /// made at `time_unix_ms`; what [`emit`] calls. The default builds the
+    /// [`AuditEvent`] and calls [`AuditSink::append`]; a sink made for one
+    /// invocation may encode the event without building it, as long as the
+    /// bytes are those of the [`AuditEvent`].
+    ///
+    /// # Errors
+    ///
+    /// As [`AuditSink::append`].
+    fn append_body(
+        &self,
+        scope: &InstanceScope,
+        time_unix_ms: u64,
+        body: EventBody,
+    ) -> Result<(), AuditError> {
+        self.append(&AuditEvent::new(scope, time_unix_ms, body))
+    }
+
+    /// Makes every event appended so far durable. The default does nothing,
+    /// for a sink whose appends are durable when they return.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`AuditError`] when the events could not be written; the
+    /// caller must not let the effect it was about to allow happen.
+    fn flush(&self) -> Result<(), AuditError> {
+        Ok(())
+    }
 }
 
 /// The audit stream could not record an event.
@@ -105,6 +144,23 @@ pub struct AuditEvent {
     pub actor: String,
     /// What happened.
     pub body: EventBody,
+}
+
+impl AuditEvent {
+    /// The event `body` of the invocation described by `scope`, made at
+    /// `time_unix_ms`.
+    pub fn new(scope: &InstanceScope, time_unix_ms: u64, body: EventBody) -> Self {
+        Self {
+            time_unix_ms,
+            tenant: scope.tenant.as_str().to_owned(),
+            agent: scope.agent.clone(),
+            component_digest: scope.component_digest.to_hex(),
+            grant_digest: scope.grant_digest.to_hex(),
+            invocation: scope.invocation.clone(),
+            actor: scope.actor.clone(),
+            body,
+        }
+    }
 }
 
 /// What an event records.
@@ -323,17 +379,7 @@ pub fn emit(
     scope: &InstanceScope,
     body: EventBody,
 ) -> Result<(), AuditError> {
-    let event = AuditEvent {
-        time_unix_ms: now_unix_ms(),
-        tenant: scope.tenant.as_str().to_owned(),
-        agent: scope.agent.clone(),
-        component_digest: scope.component_digest.to_hex(),
-        grant_digest: scope.grant_digest.to_hex(),
-        invocation: scope.invocation.clone(),
-        actor: scope.actor.clone(),
-        body,
-    };
-    sink.append(&event)
+    sink.append_body(scope, now_unix_ms(), body)
 }
 
 /// Attribution for events the runtime itself causes rather than an agent:

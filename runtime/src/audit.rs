@@ -15,6 +15,8 @@
 //!   segment is sealed, on shutdown and on demand;
 //! - [`AuditLogs`] (in `registry.rs`): the open streams of one data
 //!   directory, the signing key, and the background checkpoint timer;
+//! - [`InvocationLog`] (in `invocation.rs`): one invocation's events,
+//!   appended to its tenant's log in batches at barriers;
 //! - [`retention`]: removing whole sealed segments past a tenant's
 //!   retention period, leaving a signed record so the rest still verifies;
 //! - [`verify()`]: the independent verifier, also the library entry point
@@ -23,14 +25,15 @@
 //! - [`export`]: an excerpt by time range with its checkpoint and proofs,
 //!   verifiable on its own.
 //!
-//! Durability: an append returns once its record is on disk (synced, in a
-//! batch shared with concurrent appenders), and a capability goes ahead
-//! only after its append returned; if the log cannot be written the call
-//! fails closed. [`AuditDurability::OsBuffered`] trades that for speed in
-//! benchmarks.
+//! Durability: an invocation's events are durable before any effect of
+//! the invocation can be seen outside it; [`AuditDurability`] says exactly
+//! when, and [`AuditDurability::OsBuffered`] trades the sync for speed in
+//! benchmarks. If the log cannot be written the effect does not happen
+//! (fail closed).
 
 pub mod checkpoint;
 pub mod export;
+mod invocation;
 pub mod keys;
 mod log;
 pub mod merkle;
@@ -49,6 +52,7 @@ use thiserror::Error;
 use warden_host_api::audit::AuditError;
 
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointFileError};
+pub use invocation::{InvocationLog, MAX_HELD_EVENT_BYTES};
 pub use keys::{KeyError, PublicKey, Signer};
 pub use log::AuditLog;
 pub use registry::{AuditLogs, CONTROL_COMPONENT};
@@ -56,16 +60,44 @@ pub use stream::{StreamId, segment_name};
 pub use verify::{VerifyError, VerifyOptions, VerifyReport, for_each_record, verify};
 
 /// When audit events reach the disk.
+///
+/// # The guarantee
+///
+/// Every event of an invocation is recorded, in order, before the call it
+/// records touches a backend, and is durable before any effect of the
+/// invocation can be seen outside it:
+///
+/// 1. before its record writes are committed, every event up to the
+///    commit is durable (the commit is applied only if they are);
+/// 2. before an outgoing `wasi:http` request is sent, every event up to
+///    and including that request's decision is durable;
+/// 3. before the invocation returns to its caller (an output, an error or
+///    a trap), every one of its events, the finish event included, is
+///    durable.
+///
+/// Between these barriers an invocation's events are held in memory (see
+/// [`InvocationLog`]) and appended as one batch at the next barrier: one
+/// `write` and, when synced, one `fdatasync` shared with every concurrent
+/// appender of the stream (group commit), instead of one per event. A
+/// crash loses at most the events since the last barrier, and none of
+/// what they describe left the invocation: no write of it was committed,
+/// no request of it was sent, its caller got no answer. A crash between a
+/// commit and the next barrier leaves the write's events without the
+/// `commit` event; the writes are then on record, their commit is not.
+///
+/// Events the runtime records outside an invocation (recovery, retention,
+/// operators' reads in the control stream) are appended one at a time,
+/// durable before the action they record.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AuditDurability {
-    /// Each append is synced to the disk (in a group commit with concurrent
-    /// appenders) before it returns, so before the call it records goes
-    /// ahead. The default.
+    /// "Durable" means synced to the disk: each barrier's batch is synced
+    /// (in a group commit with concurrent appenders) before the effect
+    /// goes ahead. The default.
     #[default]
     Synced,
-    /// Appends are written to the file before they return but left in the
-    /// OS page cache: they survive a crash of warden, not of the machine.
-    /// Meant for benchmarks and tests, not for evidence.
+    /// "Durable" means written to the file but left in the OS page cache:
+    /// events survive a crash of warden, not of the machine. Meant for
+    /// benchmarks and tests, not for evidence.
     OsBuffered,
 }
 

@@ -10,7 +10,13 @@
 //! 4. the guest runs under the tenant's wall-clock deadline;
 //! 5. limit hits, std stream lines;
 //! 6. on success the writes are committed, otherwise rolled back;
-//! 7. finish event, and the log is synced.
+//! 7. finish event.
+//!
+//! The events are held in memory by the invocation's [`InvocationLog`] and
+//! appended to the tenant's log in batches: before the writes are
+//! committed, before any outgoing request, and before the invocation
+//! returns (see [`AuditDurability`] for the guarantee). The guest runs in
+//! place on the caller's task until it proves busy (see `drive.rs`).
 
 use std::{
     collections::BTreeMap,
@@ -19,12 +25,12 @@ use std::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
 use thiserror::Error;
 use warden_host_api::{
-    audit::{self, AuditError, EventBody, Outcome, StreamName},
+    audit::{self, AuditError, AuditSink as _, EventBody, Outcome, StreamName},
     scope::{Digest, InstanceScope, TenantId},
     secrets::TenantSecrets,
     warden_agent::{
@@ -42,7 +48,8 @@ use wasmtime_wasi::{WasiCtxBuilder, p2::pipe::MemoryOutputPipe};
 use crate::{
     agent::{Agent, LoadError, check_preamble, one_line},
     audit::{
-        AuditLog, AuditLogError, AuditOptions, StreamId, VerifyError, VerifyOptions, VerifyReport,
+        AuditLogError, AuditOptions, InvocationLog, StreamId, VerifyError, VerifyOptions,
+        VerifyReport,
     },
     engine::{DEFAULT_POOL_INSTANCES, EngineSettings, EpochTicker, build_engine},
     manifest::Manifest,
@@ -57,6 +64,8 @@ use crate::{
     },
     toml_file::{MAX_COMPONENT_FILE_BYTES, read_bounded},
 };
+
+pub(crate) mod drive;
 
 /// Default largest memory a pool slot holds: 512 MiB. A tenant's
 /// `max_memory_bytes` may not exceed it.
@@ -87,8 +96,9 @@ impl RuntimeBuilder {
     ///   configuration file (64 MiB memory, 5 s of guest code, 10 s wall
     ///   clock, 4 concurrent and 16 queued invocations, 1 MiB input and
     ///   output, 10,000 host calls, 256 MiB stored);
-    /// - audit: [`AuditOptions::default`] (each event synced before the call
-    ///   it records goes ahead, checkpoints every 60 s, no retention);
+    /// - audit: [`AuditOptions::default`] (an invocation's events synced
+    ///   before its writes are committed, before any request it sends and
+    ///   before it returns; checkpoints every 60 s; no retention);
     /// - resolver for `wasi:http` egress: [`SystemResolver`];
     /// - roots https egress trusts: the Mozilla roots of webpki-roots, no
     ///   others (see [`RuntimeBuilder::tls_root_certificates`]);
@@ -326,8 +336,10 @@ struct CpuDeadline;
 /// Build it once per process with [`Runtime::builder`], load agents with
 /// [`Runtime::load_agent`], and run them with [`Runtime::invoke`]. Each
 /// invocation gets a fresh store bound to one tenant. Invocations are async
-/// and must run inside a tokio runtime; the guest itself runs on a thread of
-/// tokio's blocking pool, so it never holds an async worker thread.
+/// and must run inside a tokio runtime. The guest runs in place on the
+/// calling task until the first epoch tick finds it still running; from then
+/// on it runs on a thread of tokio's blocking pool, so a busy guest holds an
+/// async worker thread for at most one tick.
 ///
 /// # Example
 ///
@@ -579,9 +591,10 @@ impl Runtime {
     /// Every host call it makes is checked against the agent's grant and
     /// recorded in the tenant's audit log, together with the start, every
     /// limit hit, the commit or rollback of its writes, and the finish. Its
-    /// record writes are applied only if it succeeds. Each event is on disk
-    /// before the call it records goes ahead (unless
-    /// [`AuditDurability::OsBuffered`] was chosen).
+    /// record writes are applied only if it succeeds. Its events are on
+    /// disk before its writes are committed, before any request it sends
+    /// leaves the host, and before this returns (written but not synced
+    /// with [`AuditDurability::OsBuffered`]); see [`AuditDurability`].
     ///
     /// # Errors
     ///
@@ -600,7 +613,6 @@ impl Runtime {
     ) -> Result<Vec<u8>, InvokeError> {
         warden_host_api::scope::validate_actor(actor).map_err(InvokeError::Actor)?;
         let state = self.tenants.get(tenant)?;
-        let log = &state.log;
         let limits = state.config.limits;
         let scope = Arc::new(InstanceScope {
             tenant: tenant.clone(),
@@ -610,9 +622,13 @@ impl Runtime {
             invocation: self.next_invocation_id(),
             actor: actor.to_owned(),
         });
+        let log = Arc::new(InvocationLog::new(
+            Arc::clone(&state.log),
+            Arc::clone(&scope),
+        ));
         let started = Instant::now();
         audit::emit(
-            &**log,
+            &*log,
             &scope,
             EventBody::InvocationStart {
                 manifest_digest: agent.manifest.manifest_digest.to_hex(),
@@ -622,7 +638,7 @@ impl Runtime {
         )?;
 
         let result = self
-            .admit_and_run(&state, &scope, agent, input, &limits)
+            .admit_and_run(&state, &log, &scope, agent, input, &limits)
             .await;
 
         let (outcome, detail, output_digest) = match &result {
@@ -641,7 +657,7 @@ impl Runtime {
             Err(e) => (Outcome::Trap, Some(e.to_string()), None),
         };
         audit::emit(
-            &**log,
+            &*log,
             &scope,
             EventBody::InvocationFinish {
                 outcome,
@@ -650,6 +666,9 @@ impl Runtime {
                 duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             },
         )?;
+        // The caller sees nothing of the invocation before all of it is on
+        // record.
+        log.flush()?;
         result
     }
 
@@ -657,12 +676,12 @@ impl Runtime {
     async fn admit_and_run(
         &self,
         state: &TenantState,
+        log: &Arc<InvocationLog>,
         scope: &Arc<InstanceScope>,
         agent: &Agent,
         input: &[u8],
         limits: &TenantLimits,
     ) -> Result<Vec<u8>, InvokeError> {
-        let log = &state.log;
         let tenant = &scope.tenant;
         // The tenant's own values of the granted secrets, read from its own
         // store: a grant naming a secret the tenant lacks (or another
@@ -715,9 +734,16 @@ impl Runtime {
             .await?;
         match end {
             RunEnd::Output(output) => {
-                // The events of every write are already on disk (each append
-                // is synced before its call goes ahead), so the record of
-                // what happened never trails the data committed here.
+                // The events of every write must be on disk before the
+                // writes are visible to anyone else, so that the record of
+                // what happened never trails the data committed here. If
+                // they cannot be written, nothing is committed.
+                if txn.pending_writes() > 0
+                    && let Err(e) = log.flush()
+                {
+                    txn.discard();
+                    return Err(e.into());
+                }
                 match txn.commit(limits.max_stored_bytes) {
                     Ok(0) => Ok(output),
                     Ok(writes) => {
@@ -759,7 +785,7 @@ impl Runtime {
     /// Records that `limit` stopped or refused something, and counts it.
     fn limit_hit(
         &self,
-        log: &AuditLog,
+        log: &InvocationLog,
         scope: &InstanceScope,
         limit: &'static str,
         detail: String,
@@ -784,7 +810,7 @@ impl Runtime {
     )]
     async fn run(
         &self,
-        log: &Arc<AuditLog>,
+        log: &Arc<InvocationLog>,
         scope: &Arc<InstanceScope>,
         agent: &Agent,
         input: &[u8],
@@ -792,6 +818,7 @@ impl Runtime {
         txn: &Transaction,
         secrets: Arc<TenantSecrets>,
     ) -> Result<RunEnd, InvokeError> {
+        let cpu = Arc::new(drive::CpuMeter::default());
         let stdout = MemoryOutputPipe::new(DEFAULT_MAX_STREAM_BYTES);
         let stderr = MemoryOutputPipe::new(DEFAULT_MAX_STREAM_BYTES);
         // WASI gets clocks, random and the two captured streams. No
@@ -811,14 +838,14 @@ impl Runtime {
                 Arc::clone(scope),
                 Arc::clone(&agent.grant),
                 Box::new(txn.clone()),
-                Arc::clone(log) as Arc<dyn warden_host_api::audit::AuditSink>,
+                Arc::clone(log) as Arc<dyn audit::AuditSink>,
                 limits.agent_limits(),
             ),
             http: HttpCtx::new(
                 Arc::clone(scope),
                 Arc::clone(&agent.http_grant),
                 Arc::clone(&self.resolver),
-                Arc::clone(log) as Arc<dyn warden_host_api::audit::AuditSink>,
+                Arc::clone(log) as Arc<dyn audit::AuditSink>,
                 limits.http_limits(),
                 Instant::now() + limits.wall_timeout,
                 Arc::clone(&secrets),
@@ -828,10 +855,10 @@ impl Runtime {
                 Arc::clone(scope),
                 Arc::clone(&agent.secrets_grant),
                 secrets,
-                Arc::clone(log) as Arc<dyn warden_host_api::audit::AuditSink>,
+                Arc::clone(log) as Arc<dyn audit::AuditSink>,
             ),
             limiter: TenantLimiter::new(*limits),
-            cpu_start: Duration::ZERO,
+            cpu: Arc::clone(&cpu),
             cpu_timeout: limits.cpu_timeout,
         };
         let mut store = Store::new(&self.engine, state);
@@ -844,32 +871,27 @@ impl Runtime {
                     reason: one_line(&e),
                 })?;
         }
-        // At every epoch tick the guest yields and its thread's CPU time is
-        // checked; past the tenant's cpu_timeout the callback traps. The
-        // invocation runs on one thread from start to end (see below), so
-        // that thread's CPU clock is the invocation's: guest code and host
-        // work count, time spent waiting (a disk sync, a sleep) does not.
+        // At every epoch tick the guest yields and the invocation's CPU time
+        // is checked; past the tenant's cpu_timeout the callback traps. The
+        // meter sums the CPU time of every poll of the guest's future,
+        // whichever thread ran it: guest code and host work count, time
+        // spent waiting (a disk sync, a sleep) does not. A yield also tells
+        // `drive` that the guest is busy and should leave the caller's task.
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut ctx| {
             let state = ctx.data_mut();
-            if thread_cpu_time().saturating_sub(state.cpu_start) >= state.cpu_timeout {
+            if state.cpu.used() >= state.cpu_timeout {
                 return Err(wasmtime::Error::new(CpuDeadline));
             }
+            state.cpu.yielded();
             Ok(UpdateDeadline::Yield(1))
         });
 
         let name = &agent.manifest.name;
         let pre = agent.pre.clone();
         let input = input.to_vec();
-        let wall_timeout = limits.wall_timeout;
-        let handle = tokio::runtime::Handle::current();
-        // The guest runs on a blocking-pool thread of its own, never on an
-        // async worker: a busy guest then delays nobody else's tasks, and the
-        // OS scheduler, not epoch tick boundaries, shares the cores between
-        // tenants. The concurrency gate bounds how many such threads a
-        // tenant can hold.
-        let ran = tokio::task::spawn_blocking(move || {
-            store.data_mut().cpu_start = thread_cpu_time();
+        let deadline = tokio::time::Instant::now() + limits.wall_timeout;
+        let run = async move {
             let call = async {
                 let instance = pre.instantiate_async(&mut store).await?;
                 instance
@@ -879,15 +901,14 @@ impl Runtime {
             };
             // The wall clock covers host calls too: a guest blocked in a host
             // wait is stopped here, where epoch ticks cannot reach it.
-            let called = handle.block_on(tokio::time::timeout(wall_timeout, call));
+            let called = tokio::time::timeout_at(deadline, call).await;
             (store.into_data(), called)
-        })
-        .await;
-        let (state, called) = match ran {
+        };
+        let (state, called) = match drive::drive(run, cpu).await {
             Ok(ran) => ran,
-            Err(join) => {
-                tracing::error!(tenant = %scope.tenant, error = %join, "invocation thread failed");
-                let reason = "the host thread running the guest failed; this is a warden bug, \
+            Err(drive::Panicked) => {
+                tracing::error!(tenant = %scope.tenant, "host code running the guest panicked");
+                let reason = "the host code running the guest failed; this is a warden bug, \
                               please report it"
                     .to_owned();
                 return Ok(RunEnd::Error(InvokeError::Trap {
@@ -983,7 +1004,7 @@ impl Runtime {
     /// also recorded as a limit hit.
     fn record_streams(
         &self,
-        log: &AuditLog,
+        log: &InvocationLog,
         scope: &InstanceScope,
         pipe: &MemoryOutputPipe,
         stream: StreamName,
@@ -1033,15 +1054,6 @@ impl Runtime {
     }
 }
 
-/// CPU time the calling thread has used.
-fn thread_cpu_time() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(
-        u64::try_from(t.tv_sec).unwrap_or(0),
-        u32::try_from(t.tv_nsec).unwrap_or(0),
-    )
-}
-
 /// Most lines of one std stream recorded as separate events per invocation.
 pub const MAX_STREAM_LINE_EVENTS: usize = 256;
 
@@ -1072,5 +1084,47 @@ fn trap_reason(e: &wasmtime::Error) -> String {
         }
         Some(trap) => format!("{trap}"),
         None => one_line(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use warden_host_api::warden_agent::RecordStore as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn writes_are_not_committed_when_their_events_cannot_be_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("trivial.toml");
+        std::fs::write(
+            &manifest,
+            format!(
+                "name = \"trivial\"\ncomponent = {:?}\n[[grants.records]]\nprefix = \
+                 \"bench/\"\naccess = \"read-write\"\n",
+                warden_test_programs::BENCH_TRIVIAL
+            ),
+        )
+        .unwrap();
+        let runtime = Runtime::builder(dir.path().join("data")).build().unwrap();
+        let agent = runtime.load_agent(&manifest).unwrap();
+        let tenant = TenantId::new("acme").unwrap();
+        runtime
+            .tenants
+            .get(&tenant)
+            .unwrap()
+            .log
+            .fail_writes_for_test();
+
+        // The guest's put and get succeed inside the invocation; the
+        // events describing them cannot be written before the commit, so
+        // the commit must not happen.
+        let err = runtime
+            .invoke(&tenant, &agent, b"v", "test")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, InvokeError::Audit(_)), "{err}");
+        let stored = runtime.records().unwrap().get(&tenant, "bench/k").unwrap();
+        assert_eq!(stored, None, "a write was committed without its events");
     }
 }

@@ -13,7 +13,10 @@ use std::{
 
 use serde_json::Value;
 use warden_host_api::wasi_http::{LookupFuture, Resolver};
-use warden_runtime::{Agent, Runtime, TenantId};
+use warden_runtime::{
+    Agent, Runtime, TenantId,
+    audit::{StreamId, for_each_record},
+};
 
 use crate::harness::Env;
 
@@ -392,4 +395,55 @@ async fn guest_importing_wasi_sockets_cannot_open_tcp_or_udp() {
     assert!(out.contains(&format!("udp {port} -> err")), "{out}");
     assert!(!out.contains("ok connected"), "{out}");
     assert_eq!(server.connections(), 0);
+}
+
+/// Event types in `tenant`'s log as stored on disk now, read directly from
+/// the segment files.
+fn event_types_on_disk(data_dir: &std::path::Path, tenant: &str) -> Vec<String> {
+    let stream = StreamId::Tenant(TenantId::new(tenant).unwrap());
+    let mut types = Vec::new();
+    // Before the first append there is no log to read.
+    let _ = for_each_record(data_dir, &stream, |record, _| {
+        let event: Value = serde_json::from_slice(record.event).unwrap();
+        types.push(event["body"]["type"].as_str().unwrap_or("").to_owned());
+        Ok(())
+    });
+    types
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_is_on_record_before_it_reaches_the_server() {
+    // The server reads the tenant's log the moment a request arrives, while
+    // the invocation is still waiting for the answer: the start event and
+    // the allowed request must already be on disk. An invocation that held
+    // its events until it returned would show the server an empty log.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let t = Egress::new(&[]);
+    let agent = t.agent(&[loopback_grant(port)]);
+    let data_dir = t.env.data_dir();
+    let seen = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let seen = event_types_on_disk(&data_dir, "acme");
+        serve(stream, &Mutex::new(Vec::new()));
+        seen
+    });
+    let out = t
+        .run("acme", &agent, &format!("get http://127.0.0.1:{port}/\n"))
+        .await;
+    assert!(out.contains("ok status 200"), "{out}");
+    let seen = seen.join().unwrap();
+    assert_eq!(seen, ["invocation-start", "http-request"], "{seen:?}");
+    // The rest follows by the time the invocation returned.
+    let after = event_types_on_disk(&t.env.data_dir(), "acme");
+    assert_eq!(
+        after,
+        [
+            "invocation-start",
+            "http-request",
+            "http-response",
+            "invocation-finish"
+        ],
+        "{after:?}"
+    );
 }

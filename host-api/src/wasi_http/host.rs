@@ -398,6 +398,13 @@ impl WasiHttpHooks for EgressHooks {
                 rule.port
             );
             shared.record(&decided, Decision::Allow, reason, None)?;
+            // The request is the first effect of this call outside the
+            // invocation: its event, and every one before it, must be
+            // durable before a byte leaves the host.
+            shared.audit.flush().map_err(|e| {
+                tracing::error!(tenant = %shared.scope.tenant, error = %e, "cannot flush audit before egress");
+                Error::InternalError(Some("audit stream cannot record; request not sent".into()))
+            })?;
 
             let sent = Arc::new(AtomicU64::new(0));
             let closing = Closing {

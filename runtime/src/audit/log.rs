@@ -15,8 +15,9 @@
 //! that hundreds of them do not queue for the lock at once.
 //!
 //! An append returns only once its batch is synced (or, with
-//! [`AuditDurability::OsBuffered`], written), and a capability call goes
-//! ahead only once its append returned. If a write or a sync fails the log
+//! [`AuditDurability::OsBuffered`], written). One append may carry several
+//! events: an invocation hands over the events it held since its last
+//! barrier as consecutive records (see `invocation.rs`). If a write or a sync fails the log
 //! stops accepting appends: after a failed `fsync` the kernel may have
 //! dropped the dirty pages, so nothing written since the last good sync can
 //! be trusted until the log is opened again and its tail recovered. Every
@@ -480,31 +481,45 @@ impl AuditLog {
         result
     }
 
-    fn append_event(&self, event: &AuditEvent) -> Result<(), String> {
-        if let Some(tenant) = self.stream.tenant()
-            && event.tenant != tenant.as_str()
-        {
-            return Err(format!(
-                "event for tenant {} sent to the log of tenant {tenant}; this is a warden bug, \
-                 please report it",
-                event.tenant
-            ));
+    /// Refuses an event of another tenant: each tenant's events go to its
+    /// own stream only.
+    pub(crate) fn check_tenant(&self, tenant: &str) -> Result<(), String> {
+        match self.stream.tenant() {
+            Some(own) if tenant != own.as_str() => Err(format!(
+                "event for tenant {tenant} sent to the log of tenant {own}; this is a warden bug, \
+                 please report it"
+            )),
+            _ => Ok(()),
         }
-        let json = serde_json::to_vec(event).map_err(|e| format!("cannot encode event: {e}"))?;
+    }
 
+    fn append_event(&self, event: &AuditEvent) -> Result<(), String> {
+        self.check_tenant(&event.tenant)?;
+        let json = serde_json::to_vec(event).map_err(|e| format!("cannot encode event: {e}"))?;
+        self.append_encoded(&json, &[json.len()])
+    }
+
+    /// Appends events already encoded as JSON, back to back in `json`,
+    /// each ending at the matching offset in `ends`, as consecutive
+    /// records; returns once all of them are on disk (synced or written,
+    /// as the log's durability says). The caller checked their tenant.
+    pub(crate) fn append_encoded(&self, json: &[u8], ends: &[usize]) -> Result<(), String> {
+        let Some(count) = u64::try_from(ends.len()).ok().filter(|&n| n > 0) else {
+            return Ok(());
+        };
         let mut st = lock(&self.state);
         if let Some(reason) = &st.failed {
             return Err(format!(
                 "the log stopped after a failed write ({reason}); restart warden"
             ));
         }
-        // Only a copy under the lock: the leader encodes the record and
-        // computes its leaf hash outside it.
-        let seq = st.next_seq;
-        st.next_seq += 1;
-        st.pending.extend_from_slice(&json);
-        let end = st.pending.len();
-        st.pending_ends.push(end);
+        // Only a copy under the lock: the leader encodes the records and
+        // computes their leaf hashes outside it.
+        st.next_seq += count;
+        let seq = st.next_seq - 1;
+        let base = st.pending.len();
+        st.pending.extend_from_slice(json);
+        st.pending_ends.extend(ends.iter().map(|end| base + end));
 
         if st.flushing {
             st.pending_waiters.push(std::thread::current());
@@ -683,15 +698,30 @@ impl SealHandle<'_> {
     }
 }
 
+impl AuditLog {
+    /// Swaps the active segment for a handle that cannot write, as a full
+    /// or failing disk behaves, so that tests can see what fails closed.
+    #[cfg(test)]
+    pub(crate) fn fail_writes_for_test(&self) {
+        let mut writer = lock(&self.writer);
+        writer.file = File::open(&writer.path).unwrap();
+    }
+
+    /// The [`AuditError`] for a failed append, logged once here.
+    pub(crate) fn append_failed(&self, tenant: &str, reason: String) -> AuditError {
+        tracing::error!(stream = self.stream.name(), dir = %self.dir.display(), %reason, "audit append failed");
+        AuditError {
+            tenant: tenant.to_owned(),
+            reason,
+        }
+    }
+}
+
 impl AuditSink for AuditLog {
+    /// Appends `event` at once: it is on disk when this returns.
     fn append(&self, event: &AuditEvent) -> Result<(), AuditError> {
-        self.append_event(event).map_err(|reason| {
-            tracing::error!(stream = self.stream.name(), dir = %self.dir.display(), %reason, "audit append failed");
-            AuditError {
-                tenant: event.tenant.clone(),
-                reason,
-            }
-        })
+        self.append_event(event)
+            .map_err(|reason| self.append_failed(&event.tenant, reason))
     }
 }
 

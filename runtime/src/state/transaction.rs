@@ -58,6 +58,11 @@ struct Pending {
     delta: i64,
     /// Bytes of keys and values held in `writes`.
     held: u64,
+    /// The last key read from the database (not pending) and the size of
+    /// its key plus value then, if it existed. A `put` or `delete` usually
+    /// follows a read of the same key (the host reads the value it
+    /// replaces for the audit event), and needs only that size.
+    last_read: Option<(String, Option<i64>)>,
 }
 
 /// A handle on one invocation's pending writes. Clones share them.
@@ -89,6 +94,7 @@ impl Transaction {
             base_usage: None,
             delta: 0,
             held: 0,
+            last_read: None,
         };
         Self {
             pending: Arc::new(Mutex::new(pending)),
@@ -113,6 +119,7 @@ impl Transaction {
         p.writes.clear();
         p.delta = 0;
         p.held = 0;
+        p.last_read = None;
         n
     }
 
@@ -196,6 +203,7 @@ impl Transaction {
         p.delta = 0;
         p.held = 0;
         p.base_usage = None;
+        p.last_read = None;
         Ok(n)
     }
 }
@@ -219,9 +227,23 @@ impl Pending {
         match self.writes.get(key) {
             Some(pending) => Ok(pending.clone()),
             None => {
-                let tenant = self.tenant.clone();
-                self.records.get(&tenant, key)
+                let value = self.records.clone().get(&self.tenant, key)?;
+                let found = value.as_deref().map(|v| size(key, v));
+                self.last_read = Some((key.to_owned(), found));
+                Ok(value)
             }
+        }
+    }
+
+    /// Size of the key plus the value `key` holds as this transaction sees
+    /// it, if any.
+    fn current_size(&mut self, key: &str) -> Result<Option<i64>, StoreError> {
+        if let Some(pending) = self.writes.get(key) {
+            return Ok(pending.as_deref().map(|v| size(key, v)));
+        }
+        match &self.last_read {
+            Some((read, found)) if read == key => Ok(*found),
+            _ => Ok(self.current(key)?.map(|v| size(key, &v))),
         }
     }
 }
@@ -248,8 +270,8 @@ impl RecordStore for Transaction {
     fn put(&mut self, tenant: &TenantId, key: &str, value: &[u8]) -> Result<(), StoreError> {
         let mut p = self.lock();
         p.check_tenant(tenant)?;
-        let old = p.current(key)?;
-        p.delta = p.delta - old.map_or(0, |v| size(key, &v)) + size(key, value);
+        let old = p.current_size(key)?;
+        p.delta = p.delta - old.unwrap_or(0) + size(key, value);
         let replaced = p.writes.insert(key.to_owned(), Some(value.to_vec()));
         p.held = p.held + (key.len() + value.len()) as u64 - held_by(key, replaced);
         Ok(())
@@ -258,10 +280,10 @@ impl RecordStore for Transaction {
     fn delete(&mut self, tenant: &TenantId, key: &str) -> Result<bool, StoreError> {
         let mut p = self.lock();
         p.check_tenant(tenant)?;
-        let Some(old) = p.current(key)? else {
+        let Some(old) = p.current_size(key)? else {
             return Ok(false);
         };
-        p.delta -= size(key, &old);
+        p.delta -= old;
         let replaced = p.writes.insert(key.to_owned(), None);
         p.held = p.held + key.len() as u64 - held_by(key, replaced);
         Ok(true)

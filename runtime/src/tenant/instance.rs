@@ -20,8 +20,8 @@ pub struct InstanceState {
     pub(crate) http: HttpCtx,
     pub(crate) secrets: SecretsCtx,
     pub(crate) limiter: TenantLimiter,
-    /// CPU time of the invocation's thread when the run started.
-    pub(crate) cpu_start: std::time::Duration,
+    /// CPU time the invocation has used, metered per poll.
+    pub(crate) cpu: std::sync::Arc<crate::runtime::drive::CpuMeter>,
     /// The tenant's `cpu_timeout`.
     pub(crate) cpu_timeout: std::time::Duration,
 }
