@@ -271,6 +271,27 @@ pub enum EventBody {
         /// Which part: a sequence number, a time range, or `all`.
         range: String,
     },
+    /// An operator's request to the control plane (the daemon's API or a
+    /// `warden token` command) and how it ended. Recorded in the
+    /// control-plane stream; the event's `tenant` is the tenant acted on
+    /// and its `actor` the caller named by the token or `--actor`.
+    ControlRequest {
+        /// The caller's role: `platform-admin`, `tenant-admin`, `auditor`,
+        /// `invoker`, or `operator` for a command run on the host.
+        role: String,
+        /// What was asked, for example `agents.deploy` or `tokens.revoke`.
+        operation: String,
+        /// The object acted on (an agent, a run, a token id); empty when
+        /// the operation names none.
+        resource: String,
+        /// Whether the caller's role allowed the operation.
+        decision: Decision,
+        /// `ok`, or the one-line error the caller was given.
+        outcome: String,
+        /// The HTTP status answered, for a request to the daemon.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        status: Option<u16>,
+    },
     /// One line the guest wrote to stdout or stderr.
     StreamLine {
         /// Which stream.

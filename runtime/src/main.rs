@@ -13,7 +13,9 @@ use warden_host_api::scope::{printable, validate_actor};
 use warden_runtime::{InvokeError, Runtime, TenantId, audit::StreamId, tenant::limits};
 
 mod audit_cmd;
+mod daemon;
 mod show;
+mod token_cmd;
 
 /// Run AI agents as WebAssembly components, one tenant at a time, with every
 /// capability call checked and audited.
@@ -58,6 +60,58 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Run the operator daemon: the authenticated HTTP API.
+    ///
+    /// Stops on SIGINT or SIGTERM: running requests get the shutdown
+    /// deadline to finish, then every audit stream gets a final signed
+    /// checkpoint.
+    Serve {
+        /// The daemon's config file (TOML: listen, data_dir,
+        /// shutdown_deadline, max_body_bytes, max_runs); defaults for all
+        /// when absent.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Create, list and revoke the daemon's API tokens.
+    ///
+    /// Works while the daemon is stopped (it holds the control-plane
+    /// audit log while it runs); use /v1/tokens then.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Print the daemon API's OpenAPI description.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a token and print its secret, which is shown only this once.
+    Create {
+        /// The actor the token names in every audit event. The change
+        /// itself is recorded as made by the OS user.
+        #[arg(long)]
+        actor: String,
+        /// platform-admin, tenant-admin, auditor or invoker.
+        #[arg(long)]
+        role: String,
+        /// The tenant of a tenant-admin, invoker or one-tenant auditor.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// How long it works, for example `30days`; until revoked when
+        /// absent.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<Duration>,
+    },
+    /// Revoke a token by id; it stays listed.
+    Revoke {
+        /// The token id (from `warden token list`).
+        id: String,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+    /// List tokens, without their secrets.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -206,13 +260,19 @@ impl ActorArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A one-shot command reports its outcome in one line of its own; logs
-    // below error level are for RUST_LOG to ask for.
+    // below error level are for RUST_LOG to ask for. The daemon logs its
+    // lifecycle at info.
+    let default_level = if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "error"
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .init();
     match dispatch(cli) {
@@ -237,6 +297,25 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => run(&cli.data_dir, &manifest, &tenant, &input, actor, fuel),
         Command::Audit { command } => {
             audit_cmd::dispatch(&cli.data_dir, command)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { config } => {
+            let config = match config {
+                Some(path) => daemon::config::ServeConfig::load(&path)?,
+                None => daemon::config::ServeConfig::default(),
+            };
+            let data_dir = config.data_dir.clone().unwrap_or(cli.data_dir);
+            daemon::serve(&config, &data_dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { command } => {
+            token_cmd::dispatch(&cli.data_dir, command)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Openapi => {
+            std::io::stdout()
+                .write_all(daemon::openapi::json().as_bytes())
+                .context("cannot write to stdout")?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -41,7 +41,7 @@ use wasmtime_wasi::{WasiCtxBuilder, p2::pipe::MemoryOutputPipe};
 use crate::{
     agent::{Agent, LoadError, check_preamble, one_line},
     audit::{
-        AuditLog, AuditLogError, AuditOptions, StreamId, VerifyError, VerifyOptions, VerifyReport,
+        AuditLog, AuditLogError, AuditLogs, AuditOptions, StreamId, VerifyError, VerifyOptions, VerifyReport,
     },
     engine::{DEFAULT_POOL_INSTANCES, EngineSettings, EpochTicker, build_engine},
     manifest::Manifest,
@@ -427,6 +427,24 @@ impl Runtime {
         self.tenants.configure(tenant, config)
     }
 
+    /// The audit streams of the data directory, shared with every
+    /// invocation: the control-plane stream and the tenants' logs are
+    /// opened once per process, since a second handle on a stream's files
+    /// would be refused by their lock.
+    pub fn audit_logs(&self) -> &AuditLogs {
+        self.tenants.audit_logs()
+    }
+
+    /// Parses and validates the text of a tenant configuration file with
+    /// this runtime's defaults and ceilings, without writing anything.
+    ///
+    /// # Errors
+    ///
+    /// Returns a one-line message naming the field that is wrong.
+    pub fn parse_tenant_config(&self, text: &str) -> Result<TenantConfig, String> {
+        TenantConfig::parse(text, &self.tenants.defaults(), &self.tenants.ceilings())
+    }
+
     /// Directory of `tenant`'s audit log.
     pub fn audit_log_dir(&self, tenant: &TenantId) -> PathBuf {
         StreamId::Tenant(tenant.clone()).dir(&self.data_dir)
@@ -513,6 +531,30 @@ impl Runtime {
         input: &[u8],
         actor: &str,
     ) -> Result<Vec<u8>, InvokeError> {
+        let invocation = self.next_invocation_id();
+        self.invoke_as(tenant, agent, input, actor, invocation)
+            .await
+    }
+
+    /// [`Runtime::invoke`] under an invocation id the caller chose, from
+    /// [`Runtime::next_invocation_id`], so that the caller can find the
+    /// invocation's events in the tenant's audit log (the daemon's run id).
+    ///
+    /// # Errors
+    ///
+    /// As [`Runtime::invoke`].
+    ///
+    /// # Panics
+    ///
+    /// Panics when called outside a tokio runtime.
+    pub async fn invoke_as(
+        &self,
+        tenant: &TenantId,
+        agent: &Agent,
+        input: &[u8],
+        actor: &str,
+        invocation: String,
+    ) -> Result<Vec<u8>, InvokeError> {
         warden_host_api::scope::validate_actor(actor).map_err(InvokeError::Actor)?;
         let state = self.tenants.get(tenant)?;
         let log = &state.log;
@@ -522,7 +564,7 @@ impl Runtime {
             agent: agent.manifest.name.clone(),
             component_digest: agent.component_digest,
             grant_digest: agent.manifest.grant_digest,
-            invocation: self.next_invocation_id(),
+            invocation,
             actor: actor.to_owned(),
         });
         let started = Instant::now();
@@ -913,7 +955,9 @@ impl Runtime {
         Ok(full)
     }
 
-    fn next_invocation_id(&self) -> String {
+    /// A new invocation id, unique in this process and unlikely to repeat
+    /// across processes: the time, the process id and a counter.
+    pub fn next_invocation_id(&self) -> String {
         let n = self.invocations.fetch_add(1, Ordering::Relaxed);
         let ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
