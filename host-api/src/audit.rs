@@ -271,6 +271,30 @@ pub enum EventBody {
         /// Which part: a sequence number, a time range, or `all`.
         range: String,
     },
+    /// The agent asked a person to approve an action
+    /// (`warden:agent/approvals`), recorded before anyone is asked.
+    ApprovalRequested {
+        /// The request's id, which the answer's event repeats.
+        request: String,
+        /// What the agent is about to do, as it wrote it.
+        action: String,
+        /// Why, as it wrote it.
+        detail: String,
+    },
+    /// How an approval request was answered, recorded before the agent
+    /// sees the answer.
+    ApprovalDecided {
+        /// The request's id, as in its [`EventBody::ApprovalRequested`].
+        request: String,
+        /// `approved`, `denied`, `no-answer` (the deadline passed) or
+        /// `unavailable` (nobody could be asked).
+        answer: String,
+        /// Who answered, for `approved` and `denied`.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        approver: Option<String>,
+        /// The approver's reason, or why nobody answered.
+        reason: String,
+    },
     /// An operator's request to the control plane (the daemon's API or a
     /// `warden token` command) and how it ended. Recorded in the
     /// control-plane stream; the event's `tenant` is the tenant acted on

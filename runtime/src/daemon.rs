@@ -11,6 +11,7 @@
 //! - [`control`]: the control-plane event every request leaves;
 //! - [`agents`]: deployed agents, admitted by digest;
 //! - [`runs`]: invocations kept for polling;
+//! - [`approvals`]: agents' approval requests waiting for a person;
 //! - [`metrics`]: Prometheus metrics per tenant;
 //! - [`api`]: routes and handlers; [`openapi`]: the generated description.
 //!
@@ -22,6 +23,7 @@
 
 pub(crate) mod agents;
 pub(crate) mod api;
+pub(crate) mod approvals;
 pub(crate) mod config;
 pub(crate) mod control;
 pub(crate) mod metrics;
@@ -48,10 +50,16 @@ use config::ServeConfig;
 /// Fails when the runtime cannot be built, the token store opened or the
 /// address bound.
 pub(crate) fn serve(config: &ServeConfig, data_dir: &Path) -> anyhow::Result<()> {
-    let runtime = Arc::new(Runtime::builder(data_dir).build()?);
+    let approvals = Arc::new(approvals::Approvals::default());
+    let runtime = Arc::new(
+        Runtime::builder(data_dir)
+            .approver(Arc::clone(&approvals) as _)
+            .build()?,
+    );
     let tokens = tokens::TokenStore::open(data_dir)?;
     let state = Arc::new(api::AppState::new(
         Arc::clone(&runtime),
+        approvals,
         tokens,
         config.max_runs,
     ));

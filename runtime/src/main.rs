@@ -14,6 +14,7 @@ use warden_runtime::{InvokeError, Runtime, TenantId, audit::StreamId, tenant::li
 
 mod audit_cmd;
 mod daemon;
+mod prompt;
 mod show;
 mod token_cmd;
 
@@ -343,7 +344,12 @@ fn run(
     // The tenant's own max_input_bytes is checked again by the runtime; this
     // bound only keeps a huge file from being read into memory at all.
     let input = read_input(input, limits::MAX_INPUT_BYTES_CEILING)?;
-    let runtime = Runtime::builder(data_dir).fuel_metering(fuel).build()?;
+    let runtime = Runtime::builder(data_dir)
+        .fuel_metering(fuel)
+        .approver(std::sync::Arc::new(prompt::TerminalApprover {
+            operator: actor.clone(),
+        }))
+        .build()?;
     let agent = runtime.load_agent(manifest)?;
 
     let tokio = tokio::runtime::Builder::new_multi_thread()

@@ -27,7 +27,7 @@ use warden_host_api::{
     audit::{self, AuditError, EventBody, Outcome, StreamName},
     scope::{Digest, InstanceScope, TenantId},
     warden_agent::{
-        self, AgentCtx,
+        self, AgentCtx, Approver, NoApprover,
         bindings::{AgentPre, exports::warden::agent::handler},
     },
     wasi_http::{self, HttpCtx, HttpLimits, Resolver, SystemResolver},
@@ -74,6 +74,7 @@ pub struct RuntimeBuilder {
     ceilings: Ceilings,
     fuel: bool,
     resolver: Arc<dyn Resolver>,
+    approver: Arc<dyn Approver>,
 }
 
 impl RuntimeBuilder {
@@ -87,6 +88,8 @@ impl RuntimeBuilder {
     /// - audit: [`AuditOptions::default`] (each event synced before the call
     ///   it records goes ahead, checkpoints every 60 s, no retention);
     /// - resolver for `wasi:http` egress: [`SystemResolver`];
+    /// - approver for `warden:agent/approvals`: [`NoApprover`], which
+    ///   answers every request "not permitted";
     /// - pool: [`DEFAULT_POOL_INSTANCES`] live instances, each slot sized for
     ///   [`DEFAULT_POOL_MAX_MEMORY_BYTES`] of memory and
     ///   [`DEFAULT_POOL_MAX_TABLE_ELEMENTS`] table elements.
@@ -104,7 +107,16 @@ impl RuntimeBuilder {
             },
             fuel: false,
             resolver: Arc::new(SystemResolver),
+            approver: Arc::new(NoApprover),
         }
+    }
+
+    /// Sets who answers agents' approval requests: a person at a terminal,
+    /// or the daemon's approval queue. The approver never waits past an
+    /// invocation's wall-clock deadline.
+    pub fn approver(&mut self, approver: Arc<dyn Approver>) -> &mut Self {
+        self.approver = approver;
+        self
     }
 
     /// Meters guest code with fuel, so that each tenant's `max_fuel` ends a
@@ -187,6 +199,7 @@ impl RuntimeBuilder {
             durability: self.audit.durability,
             fuel: self.fuel,
             resolver: Arc::clone(&self.resolver),
+            approver: Arc::clone(&self.approver),
             invocations: AtomicU64::new(0),
             limit_hits: Mutex::new(BTreeMap::new()),
             _ticker: ticker,
@@ -314,6 +327,7 @@ pub struct Runtime {
     durability: AuditDurability,
     fuel: bool,
     resolver: Arc<dyn Resolver>,
+    approver: Arc<dyn Approver>,
     invocations: AtomicU64,
     limit_hits: Mutex<BTreeMap<(TenantId, &'static str), u64>>,
     _ticker: EpochTicker,
@@ -752,6 +766,10 @@ impl Runtime {
                 Box::new(txn.clone()),
                 Arc::clone(log) as Arc<dyn warden_host_api::audit::AuditSink>,
                 limits.agent_limits(),
+            )
+            .with_approver(
+                Arc::clone(&self.approver),
+                Instant::now() + limits.wall_timeout,
             ),
             http: HttpCtx::new(
                 Arc::clone(scope),

@@ -145,6 +145,12 @@ fn the_invoice_agent_is_deployed_invoked_and_audited_over_http() {
     assert_eq!(reads[0]["actor"], "aude");
     assert_eq!(reads[0]["body"]["role"], "auditor");
 
+    // Metrics count the invocations, per tenant.
+    let metrics = d.send("GET", "/metrics", None, Vec::new());
+    assert_eq!(metrics.status, 200);
+    let health = d.get("/healthz", None);
+    assert_eq!(health.body["status"], "ok");
+
     // After a graceful stop the CLI verifies both logs and the export.
     let mut d = d;
     assert!(d.stop().success());
@@ -345,4 +351,56 @@ fn shutdown_lets_a_running_run_finish_and_signs_final_checkpoints() {
         text.contains(&format!("latest covers {events} events")),
         "no final checkpoint: {text}"
     );
+}
+
+#[test]
+fn metrics_count_invocations_denials_and_limit_hits_per_tenant() {
+    let d = Daemon::start("");
+    d.create_tenant("acme");
+    let admin = d.admin.clone();
+    let a = d.deploy(&admin, "acme", &manifest("pause"), warden_test_programs::PAUSE);
+    assert_eq!(a.status, 201, "{a:?}");
+    let ok = d.post("/v1/tenants/acme/agents/pause/invoke", Some(&admin), &json!({ "input": "1" }));
+    assert_eq!(ok.body["status"], "succeeded", "{ok:?}");
+    let bad = d.post("/v1/tenants/acme/agents/pause/invoke", Some(&admin), &json!({ "input": "soon" }));
+    assert_eq!(bad.body["status"], "failed", "{bad:?}");
+    let big = d.post(
+        "/v1/tenants/acme/agents/pause/invoke",
+        Some(&admin),
+        &json!({ "input": "1".repeat(2 * 1024 * 1024) }),
+    );
+    assert_eq!(big.status, 413, "{big:?}");
+    let invoker = d.token("ivy", "invoker", Some("acme"));
+    assert_eq!(d.get("/v1/tokens", Some(&invoker)).status, 403);
+
+    let text = d.send_text("/metrics");
+    for want in [
+        "warden_invocations_total{tenant=\"acme\",outcome=\"ok\"} 1",
+        "warden_invocations_total{tenant=\"acme\",outcome=\"invalid-input\"} 1",
+        "warden_invocations_total{tenant=\"acme\",outcome=\"refused\"} 1",
+        "warden_limit_hits_total{tenant=\"acme\",limit=\"max_input_bytes\"} 1",
+        "warden_denials_total{tenant=\"\",operation=\"tokens.list\"} 1",
+        "warden_queue_depth{tenant=\"acme\"} 0",
+        "warden_invocation_duration_seconds_count{tenant=\"acme\"} 3",
+    ] {
+        assert!(text.contains(want), "metrics lack {want:?}:\n{text}");
+    }
+    assert!(text.contains("warden_audit_appends_total{tenant=\"acme\"}"), "{text}");
+}
+
+#[test]
+fn the_committed_openapi_description_matches_the_served_one() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+    let committed: Value = serde_json::from_str(&read(&path)).unwrap();
+    let d = Daemon::start("");
+    let served = d.get("/v1/openapi.json", None);
+    assert_eq!(served.status, 200);
+    assert!(
+        served.body == committed,
+        "runtime/openapi.json differs from the API the daemon serves; regenerate it with \
+         `cargo run -p warden-runtime --bin warden -- openapi > runtime/openapi.json`"
+    );
+    for path in ["/v1/tenants/{tenant}/agents", "/v1/audit/{stream}/verify", "/v1/tokens"] {
+        assert!(served.body["paths"][path].is_object(), "{path} undocumented");
+    }
 }

@@ -19,7 +19,7 @@ const CALLERS: [(&str, &str, Option<&str>); 5] = [
 
 /// (endpoint, expected statuses: for each caller in [`CALLERS`] order, on
 /// acme (the tenant-bound callers' own tenant) then on globex).
-const MATRIX: [(&str, [u16; 10]); 18] = [
+const MATRIX: [(&str, [u16; 10]); 20] = [
     //                                  pat       tad       aud       all       ivy
     ("GET tenants", [200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
     ("POST tenants", [201, 201, 403, 403, 403, 403, 403, 403, 403, 403]),
@@ -29,6 +29,9 @@ const MATRIX: [(&str, [u16; 10]); 18] = [
     ("DELETE agent", [200, 200, 200, 404, 403, 404, 403, 403, 403, 404]),
     ("POST invoke", [200, 200, 200, 404, 403, 404, 403, 403, 200, 404]),
     ("GET run", [200, 200, 200, 404, 200, 404, 200, 200, 200, 404]),
+    ("GET approvals", [200, 200, 200, 404, 403, 404, 403, 403, 403, 404]),
+    // Allowed callers find no such request: 404 from the queue.
+    ("POST approval", [404, 404, 404, 404, 403, 404, 403, 403, 403, 404]),
     ("GET audit events", [200, 200, 403, 404, 200, 404, 200, 200, 403, 404]),
     ("POST audit verify", [200, 200, 403, 404, 200, 404, 200, 200, 403, 404]),
     ("POST audit checkpoint", [200, 200, 403, 404, 200, 404, 200, 200, 403, 404]),
@@ -47,6 +50,13 @@ fn trivial_manifest(name: &str) -> String {
         "{}\n[[grants.records]]\nprefix = \"bench/\"\naccess = \"read-write\"\n",
         manifest(name)
     )
+}
+
+/// Whether the cell of caller `c` on tenant `t` (0 own, 1 other) with
+/// status `want` is a refusal by role or tenant scope, which leaves a deny
+/// event; a 404 for an allowed caller is a missing object instead.
+fn refused(c: usize, t: usize, want: u16) -> bool {
+    want == 403 || (want == 404 && t == 1 && CALLERS[c].2.is_some())
 }
 
 #[test]
@@ -131,6 +141,14 @@ fn every_role_gets_the_expected_status_on_every_endpoint_and_tenant() {
                         &format!("/v1/tenants/{tenant}/runs/{}", runs[tenant]),
                         Some(token),
                     ),
+                    "GET approvals" => {
+                        d.get(&format!("/v1/tenants/{tenant}/approvals"), Some(token))
+                    }
+                    "POST approval" => d.post(
+                        &format!("/v1/tenants/{tenant}/approvals/none"),
+                        Some(token),
+                        &json!({ "approve": true }),
+                    ),
                     "GET audit events" => {
                         d.get(&format!("/v1/audit/{tenant}/events"), Some(token))
                     }
@@ -179,7 +197,7 @@ fn every_role_gets_the_expected_status_on_every_endpoint_and_tenant() {
                 }
                 // A 404 for another tenant must not differ from the answer
                 // about a tenant that does not exist at all.
-                if want == 404 && answer.status == 404 {
+                if refused(c, t, want) && answer.status == 404 {
                     let msg = answer.body["error"].as_str().unwrap_or("");
                     assert!(msg.contains("no tenant"), "{endpoint}: {msg}");
                 }
@@ -200,7 +218,11 @@ fn every_role_gets_the_expected_status_on_every_endpoint_and_tenant() {
     let denied = control.body.as_array().unwrap().iter().filter(|e| e["event"]["body"]["decision"] == "deny").count();
     let refusals: usize = MATRIX
         .iter()
-        .map(|(_, row)| row.iter().filter(|s| **s == 403 || **s == 404).count())
+        .map(|(_, row)| {
+            (0..row.len())
+                .filter(|i| refused(i / 2, i % 2, row[*i]))
+                .count()
+        })
         .sum();
     assert_eq!(denied, refusals, "one deny event per refused cell");
 }

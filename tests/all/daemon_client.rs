@@ -126,6 +126,27 @@ impl Daemon {
         }
     }
 
+    /// GETs `path` without a token and returns the body as text.
+    pub(crate) fn send_text(&self, path: &str) -> String {
+        let addr = self.addr;
+        let path = path.to_owned();
+        self.rt.block_on(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let req = Request::builder()
+                .uri(path)
+                .header(header::HOST, addr.to_string())
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let resp = sender.send_request(req).await.unwrap();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    }
+
     pub(crate) fn get(&self, path: &str, token: Option<&str>) -> Answer {
         self.send("GET", path, token, Vec::new())
     }

@@ -6,6 +6,7 @@ mod bad_input;
 mod contain;
 mod crash;
 mod daemon;
+mod daemon_approvals;
 mod daemon_authz;
 mod daemon_client;
 mod egress;

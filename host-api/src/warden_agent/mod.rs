@@ -1,4 +1,5 @@
-//! Host side of the `warden:agent` package: `records` and `decisions`.
+//! Host side of the `warden:agent` package: `records`, `decisions` and
+//! `approvals`.
 //!
 //! [`AgentCtx`] is the per-instance state these interfaces need: the
 //! invocation's [`InstanceScope`], the agent's [`RecordsGrant`], a
@@ -13,10 +14,11 @@
 //! carry the digest of what was read; writes record theirs before the backend
 //! is touched.
 
+pub mod approver;
 mod host;
 pub mod scope;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use wasmtime::component::{HasData, Linker};
 
@@ -25,6 +27,7 @@ use crate::{
     error::StoreError,
     scope::{InstanceScope, TenantId},
 };
+pub use approver::{ApprovalAnswer, ApprovalRequest, Approver, NoApprover};
 pub use scope::{Access, PrefixGrant, RecordsGrant};
 
 /// Generated bindings for the `agent` world.
@@ -175,6 +178,9 @@ pub struct AgentCtx {
     host_calls: u32,
     decisions: u32,
     limit_hits: std::collections::BTreeMap<&'static str, u32>,
+    approver: Arc<dyn Approver>,
+    deadline: Instant,
+    approvals: u32,
 }
 
 impl std::fmt::Debug for AgentCtx {
@@ -206,7 +212,19 @@ impl AgentCtx {
             host_calls: 0,
             decisions: 0,
             limit_hits: Default::default(),
+            approver: Arc::new(NoApprover),
+            deadline: Instant::now(),
+            approvals: 0,
         }
+    }
+
+    /// Lets `approvals.request` ask `approver`, waiting at most until
+    /// `deadline` (the invocation's wall-clock deadline). Without it every
+    /// request is answered "not permitted".
+    pub fn with_approver(mut self, approver: Arc<dyn Approver>, deadline: Instant) -> Self {
+        self.approver = approver;
+        self.deadline = deadline;
+        self
     }
 
     /// The invocation's scope.
@@ -238,7 +256,8 @@ impl HasData for HasAgent {
     type Data<'a> = &'a mut AgentCtx;
 }
 
-/// Adds the `warden:agent` imports (`records`, `decisions`) to `linker`.
+/// Adds the `warden:agent` imports (`records`, `decisions`, `approvals`) to
+/// `linker`.
 ///
 /// # Scope
 ///
@@ -251,5 +270,6 @@ impl HasData for HasAgent {
 pub fn add_to_linker<T: AgentView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     bindings::warden::agent::records::add_to_linker::<T, HasAgent>(linker, T::agent_ctx)?;
     bindings::warden::agent::decisions::add_to_linker::<T, HasAgent>(linker, T::agent_ctx)?;
+    bindings::warden::agent::approvals::add_to_linker::<T, HasAgent>(linker, T::agent_ctx)?;
     Ok(())
 }

@@ -9,13 +9,15 @@
 //! `{"error": "..."}`, with one line naming the problem and the fix.
 //!
 //! The handlers live in one file per resource: `api/tenants.rs`,
-//! `api/agents.rs`, `api/runs.rs`, `api/audit.rs`, `api/tokens.rs`.
+//! `api/agents.rs`, `api/runs.rs`, `api/approvals.rs`, `api/audit.rs`,
+//! `api/tokens.rs`.
 
-mod agents;
-mod audit;
-mod runs;
-mod tenants;
-mod tokens;
+pub(crate) mod agents;
+pub(crate) mod approvals;
+pub(crate) mod audit;
+pub(crate) mod runs;
+pub(crate) mod tenants;
+pub(crate) mod tokens;
 
 use std::sync::{
     Arc, OnceLock,
@@ -36,6 +38,7 @@ use warden_runtime::{Runtime, TenantId, tenant::config::config_path};
 
 use super::{
     agents::AgentStore,
+    approvals::Approvals,
     control::{self, ControlRecord, DAEMON_COMPONENT},
     metrics::Metrics,
     roles::{Operation, Principal, Refusal, authorize},
@@ -50,6 +53,7 @@ pub(crate) struct AppState {
     pub(crate) tokens: TokenStore,
     pub(crate) agents: AgentStore,
     pub(crate) runs: Runs,
+    pub(crate) approvals: Arc<Approvals>,
     pub(crate) metrics: Metrics,
     /// False once shutdown began: `/readyz` then answers 503.
     pub(crate) ready: AtomicBool,
@@ -58,8 +62,14 @@ pub(crate) struct AppState {
 
 impl AppState {
     /// State over `runtime`, with the token store opened.
-    pub(crate) fn new(runtime: Arc<Runtime>, tokens: TokenStore, max_runs: usize) -> Self {
+    pub(crate) fn new(
+        runtime: Arc<Runtime>,
+        approvals: Arc<Approvals>,
+        tokens: TokenStore,
+        max_runs: usize,
+    ) -> Self {
         Self {
+            approvals,
             agents: AgentStore::new(runtime.data_dir()),
             runtime,
             tokens,
@@ -350,6 +360,8 @@ pub(crate) fn router(state: Shared, max_body_bytes: usize) -> Router {
         )
         .route("/v1/tenants/{tenant}/agents/{agent}/invoke", post(runs::invoke))
         .route("/v1/tenants/{tenant}/runs/{run}", get(runs::show))
+        .route("/v1/tenants/{tenant}/approvals", get(approvals::list))
+        .route("/v1/tenants/{tenant}/approvals/{id}", post(approvals::decide))
         .route("/v1/audit/{stream}/events", get(audit::events))
         .route("/v1/audit/{stream}/verify", post(audit::verify))
         .route("/v1/audit/{stream}/checkpoint", post(audit::checkpoint))

@@ -34,6 +34,8 @@ use super::api;
         api::agents::remove,
         api::runs::invoke,
         api::runs::show,
+        api::approvals::list,
+        api::approvals::decide,
         api::audit::events,
         api::audit::verify,
         api::audit::checkpoint,

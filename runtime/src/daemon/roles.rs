@@ -20,7 +20,7 @@ use warden_runtime::TenantId;
 pub(crate) enum Role {
     /// Everything: tenants, tokens, every tenant's agents, runs and audit.
     PlatformAdmin,
-    /// One tenant's agents, their invocations and runs.
+    /// One tenant's agents, their invocations, runs and approvals.
     TenantAdmin,
     /// Reads one tenant's audit log (or every tenant's, and the control
     /// plane's, when the token names no tenant); changes nothing.
@@ -113,6 +113,8 @@ pub(crate) enum Operation {
     Invoke,
     /// Read a run's status, outcome and events.
     RunsRead,
+    /// List a tenant's waiting approval requests and answer them.
+    Approve,
     /// Read audit events, verify, prove, checkpoint or export a tenant's log.
     AuditRead,
     /// The same on the control-plane stream.
@@ -123,7 +125,7 @@ pub(crate) enum Operation {
 
 impl Operation {
     /// Every operation, for tables.
-    pub(crate) const ALL: [Operation; 10] = [
+    pub(crate) const ALL: [Operation; 11] = [
         Operation::TenantsList,
         Operation::TenantsCreate,
         Operation::AgentsDeploy,
@@ -131,6 +133,7 @@ impl Operation {
         Operation::AgentsRemove,
         Operation::Invoke,
         Operation::RunsRead,
+        Operation::Approve,
         Operation::AuditRead,
         Operation::ControlAuditRead,
         Operation::Tokens,
@@ -172,8 +175,13 @@ pub(crate) fn authorize(
         R::PlatformAdmin => true,
         R::TenantAdmin => matches!(
             op,
-            O::TenantsList | O::AgentsDeploy | O::AgentsRead | O::AgentsRemove | O::Invoke
+            O::TenantsList
+                | O::AgentsDeploy
+                | O::AgentsRead
+                | O::AgentsRemove
+                | O::Invoke
                 | O::RunsRead
+                | O::Approve
         ),
         R::Invoker => matches!(op, O::TenantsList | O::AgentsRead | O::Invoke | O::RunsRead),
         R::Auditor => match op {
@@ -208,7 +216,7 @@ mod tests {
         use Operation as O;
         // (operation, platform-admin, tenant-admin, auditor of acme,
         // auditor of all, invoker), each as own/other.
-        let table: [(Operation, [&str; 5]); 10] = [
+        let table: [(Operation, [&str; 5]); 11] = [
             (O::TenantsList, ["AA", "AN", "AN", "AA", "AN"]),
             (O::TenantsCreate, ["AA", "FN", "FN", "FF", "FN"]),
             (O::AgentsDeploy, ["AA", "AN", "FN", "FF", "FN"]),
@@ -216,6 +224,7 @@ mod tests {
             (O::AgentsRemove, ["AA", "AN", "FN", "FF", "FN"]),
             (O::Invoke, ["AA", "AN", "FN", "FF", "AN"]),
             (O::RunsRead, ["AA", "AN", "AN", "AA", "AN"]),
+            (O::Approve, ["AA", "AN", "FN", "FF", "FN"]),
             (O::AuditRead, ["AA", "FN", "AN", "AA", "FN"]),
             (O::ControlAuditRead, ["AA", "FN", "FN", "AA", "FN"]),
             (O::Tokens, ["AA", "FN", "FN", "FF", "FN"]),

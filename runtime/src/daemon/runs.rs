@@ -18,6 +18,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use warden_runtime::TenantId;
 
+use super::roles::Principal;
 use crate::audit_cmd::now_ms;
 
 /// Where a run is.
@@ -26,6 +27,8 @@ use crate::audit_cmd::now_ms;
 pub(crate) enum RunStatus {
     /// The agent is running or waiting for a slot.
     Running,
+    /// The agent is waiting for a person to answer an approval request.
+    Waiting,
     /// The agent returned an output.
     Succeeded,
     /// The agent returned an error, trapped, hit a limit or was refused.
@@ -53,6 +56,11 @@ pub(crate) struct Run {
     pub(crate) started_unix_ms: u64,
     /// When it finished.
     pub(crate) finished_unix_ms: Option<u64>,
+    /// The approval request it waits on, while it does.
+    pub(crate) approval: Option<String>,
+    /// The token that started it; never shown.
+    #[serde(skip)]
+    pub(crate) token_id: String,
 }
 
 /// The runs of this daemon.
@@ -85,17 +93,19 @@ impl Runs {
     }
 
     /// Records that run `id` started.
-    pub(crate) fn start(&self, id: &str, tenant: &TenantId, agent: &str, actor: &str) -> Run {
+    pub(crate) fn start(&self, id: &str, tenant: &TenantId, agent: &str, who: &Principal) -> Run {
         let run = Run {
             id: id.to_owned(),
             tenant: tenant.as_str().to_owned(),
             agent: agent.to_owned(),
-            actor: actor.to_owned(),
+            actor: who.actor.clone(),
             status: RunStatus::Running,
             output: None,
             error: None,
             started_unix_ms: now_ms(),
             finished_unix_ms: None,
+            approval: None,
+            token_id: who.token_id.clone(),
         };
         let mut inner = self.lock();
         while inner.order.len() >= self.max {
@@ -147,6 +157,11 @@ impl Runs {
             .get(id)
             .filter(|r| r.tenant == tenant.as_str())
             .cloned()
+    }
+
+    /// The token that started run `id`.
+    pub(crate) fn token_of(&self, id: &str) -> Option<String> {
+        self.lock().runs.get(id).map(|r| r.token_id.clone())
     }
 
     /// Waits until no run is going on.

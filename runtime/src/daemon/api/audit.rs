@@ -33,6 +33,7 @@ const MAX_EVENT_LIMIT: usize = 10_000;
 /// Filters for `GET .../events`; all optional.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct EventFilter {
     /// Only events of this invocation (a run id).
     pub(crate) invocation: Option<String>,
@@ -240,7 +241,7 @@ pub(crate) async fn verify(
 /// Signs (if needed) and returns a checkpoint of everything recorded.
 #[utoipa::path(post, path = "/v1/audit/{stream}/checkpoint", tag = "audit",
     params(("stream" = String, Path, description = "A tenant id or `_control`")),
-    responses((status = 200, description = "A signed checkpoint", body = Object),
+    responses((status = 200, description = "A signed checkpoint"),
         (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn checkpoint(
@@ -274,6 +275,7 @@ pub(crate) async fn checkpoint(
 /// `GET .../proof` query: exactly one of the two.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ProofQuery {
     /// Prove this event (sequence number) is in the log.
     pub(crate) event: Option<u64>,
@@ -284,7 +286,7 @@ pub(crate) struct ProofQuery {
 /// An inclusion or consistency proof against the latest checkpoint.
 #[utoipa::path(get, path = "/v1/audit/{stream}/proof", tag = "audit",
     params(("stream" = String, Path, description = "A tenant id or `_control`"), ProofQuery),
-    responses((status = 200, description = "The proof", body = Object),
+    responses((status = 200, description = "The proof"),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]

@@ -88,7 +88,7 @@ pub(crate) async fn invoke(
         };
         let loaded =
             tokio::task::block_in_place(|| state.agents.get(&state.runtime, &tenant, &agent))?;
-        let run = state.runs.start(&run_id, &tenant, &agent, &caller.actor);
+        let run = state.runs.start(&run_id, &tenant, &agent, &caller);
         if body.run_async {
             let task_state = Arc::clone(&state);
             let actor = caller.actor.clone();
@@ -176,7 +176,14 @@ pub(crate) async fn show(
                  restarts, the audit log keeps their events"
             ))
         })?;
-        let events = if run.status == RunStatus::Running {
+        let mut run = run;
+        if run.status == RunStatus::Running
+            && let Some(approval) = state.approvals.waiting_for(&run.id)
+        {
+            run.status = RunStatus::Waiting;
+            run.approval = Some(approval);
+        }
+        let events = if matches!(run.status, RunStatus::Running | RunStatus::Waiting) {
             Vec::new()
         } else {
             let filter = super::audit::EventFilter {
