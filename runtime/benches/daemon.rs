@@ -35,10 +35,21 @@ fn main() {
     let out = Command::new(warden)
         .arg("--data-dir")
         .arg(&data)
-        .args(["token", "create", "--actor", "bench", "--role", "platform-admin"])
+        .args([
+            "token",
+            "create",
+            "--actor",
+            "bench",
+            "--role",
+            "platform-admin",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let config = dir.path().join("serve.toml");
     std::fs::write(&config, "listen = \"127.0.0.1:0\"\n").unwrap();
@@ -74,17 +85,38 @@ fn main() {
     rt.block_on(async {
         let mut admin = connect(addr).await;
         for t in 0..TENANTS {
-            let (s, b) = call(&mut admin, "POST", "/v1/tenants", &token, json!({ "id": format!("t{t}") })).await;
+            let (s, b) = call(
+                &mut admin,
+                "POST",
+                "/v1/tenants",
+                &token,
+                json!({ "id": format!("t{t}") }),
+            )
+            .await;
             assert_eq!(s, 201, "{b}");
             let body = json!({
                 "manifest": manifest,
                 "component_base64": base64::engine::general_purpose::STANDARD.encode(&component),
                 "sha256": hex::encode(sha2::Sha256::digest(&component)),
             });
-            let (s, b) = call(&mut admin, "POST", &format!("/v1/tenants/t{t}/agents"), &token, body).await;
+            let (s, b) = call(
+                &mut admin,
+                "POST",
+                &format!("/v1/tenants/t{t}/agents"),
+                &token,
+                body,
+            )
+            .await;
             assert_eq!(s, 201, "{b}");
             // Warm-up: the tenant's log and state are open before measuring.
-            let (s, b) = call(&mut admin, "POST", &format!("/v1/tenants/t{t}/agents/trivial/invoke"), &token, json!({ "input": "warm" })).await;
+            let (s, b) = call(
+                &mut admin,
+                "POST",
+                &format!("/v1/tenants/t{t}/agents/trivial/invoke"),
+                &token,
+                json!({ "input": "warm" }),
+            )
+            .await;
             assert_eq!(s, 200, "{b}");
         }
     });
@@ -101,7 +133,14 @@ fn main() {
                 let mut took = Vec::new();
                 for i in 0..INVOCATIONS / CLIENTS {
                     let t = Instant::now();
-                    let (s, b) = call(&mut conn, "POST", &path, &token, json!({ "input": format!("c{c}-{i}") })).await;
+                    let (s, b) = call(
+                        &mut conn,
+                        "POST",
+                        &path,
+                        &token,
+                        json!({ "input": format!("c{c}-{i}") }),
+                    )
+                    .await;
                     took.push(t.elapsed());
                     assert_eq!(s, 200, "{b}");
                     assert_eq!(b["status"], "succeeded", "{b}");
@@ -117,7 +156,10 @@ fn main() {
     });
     let elapsed = started.elapsed();
     let rss_after = rss_kib(pid);
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
     let _ = child.wait();
 
     let mut sorted = latencies;
@@ -162,7 +204,10 @@ async fn call(
     let resp = conn.send_request(req).await.unwrap();
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// The process's resident set size, from `/proc/PID/status`.

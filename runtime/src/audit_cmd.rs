@@ -91,13 +91,8 @@ pub(crate) fn dispatch(data_dir: &Path, command: AuditCommand) -> anyhow::Result
                 Some(u) => parse_time("--until", u)?,
                 None => now_ms(),
             };
-            let report = export_range(
-                &logs,
-                &stream,
-                (since_ms, until_ms),
-                &output,
-                &actor.name(),
-            )?;
+            let report =
+                export_range(&logs, &stream, (since_ms, until_ms), &output, &actor.name())?;
             let events = match report.range {
                 Some((a, b)) => format!("{} events ({a}..{b})", report.events),
                 None => "no events".into(),

@@ -80,7 +80,12 @@ pub(crate) fn serve(config: &ServeConfig, data_dir: &Path) -> anyhow::Result<()>
 async fn run(config: &ServeConfig, state: api::Shared) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("cannot listen on {}; is another daemon running?", config.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {}; is another daemon running?",
+                config.listen
+            )
+        })?;
     let addr = listener
         .local_addr()
         .context("cannot read the bound address")?;

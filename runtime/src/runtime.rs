@@ -41,7 +41,8 @@ use wasmtime_wasi::{WasiCtxBuilder, p2::pipe::MemoryOutputPipe};
 use crate::{
     agent::{Agent, LoadError, check_preamble, one_line},
     audit::{
-        AuditLog, AuditLogError, AuditLogs, AuditOptions, StreamId, VerifyError, VerifyOptions, VerifyReport,
+        AuditLog, AuditLogError, AuditLogs, AuditOptions, StreamId, VerifyError, VerifyOptions,
+        VerifyReport,
     },
     engine::{DEFAULT_POOL_INSTANCES, EngineSettings, EpochTicker, build_engine},
     manifest::Manifest,

@@ -56,15 +56,21 @@ pub(crate) fn dispatch(data_dir: &Path, command: TokenCommand) -> anyhow::Result
             let logs = AuditLogs::new(data_dir, AuditOptions::default());
             logs.control()?;
             let tenant = tenant.as_deref().map(TenantId::new).transpose()?;
-            let request = format!("cli-{:x}-{:x}", crate::audit_cmd::now_ms(), std::process::id());
-            let result = Role::parse(&role).map_err(anyhow::Error::msg).and_then(|role| {
-                store.create(&NewToken {
-                    actor: holder,
-                    role,
-                    tenant: tenant.clone(),
-                    expires,
-                })
-            });
+            let request = format!(
+                "cli-{:x}-{:x}",
+                crate::audit_cmd::now_ms(),
+                std::process::id()
+            );
+            let result = Role::parse(&role)
+                .map_err(anyhow::Error::msg)
+                .and_then(|role| {
+                    store.create(&NewToken {
+                        actor: holder,
+                        role,
+                        tenant: tenant.clone(),
+                        expires,
+                    })
+                });
             let (resource, outcome) = match &result {
                 Ok((info, _)) => (info.id.clone(), "ok".to_owned()),
                 Err(e) => (String::new(), format!("{e:#}")),
@@ -95,7 +101,11 @@ pub(crate) fn dispatch(data_dir: &Path, command: TokenCommand) -> anyhow::Result
         TokenCommand::Revoke { id, actor } => {
             let logs = AuditLogs::new(data_dir, AuditOptions::default());
             logs.control()?;
-            let request = format!("cli-{:x}-{:x}", crate::audit_cmd::now_ms(), std::process::id());
+            let request = format!(
+                "cli-{:x}-{:x}",
+                crate::audit_cmd::now_ms(),
+                std::process::id()
+            );
             let result = store.revoke(&id);
             let outcome = match &result {
                 Ok(_) => "ok".to_owned(),

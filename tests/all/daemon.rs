@@ -91,9 +91,19 @@ fn the_invoice_agent_is_deployed_invoked_and_audited_over_http() {
 
     // The run's events are its own invocation's, start to finish.
     let events = run["events"].as_array().unwrap();
-    assert!(events.iter().all(|e| e["event"]["invocation"] == run_id.as_str()));
-    assert_eq!(events.first().unwrap()["event"]["body"]["type"], "invocation-start");
-    assert_eq!(events.last().unwrap()["event"]["body"]["type"], "invocation-finish");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["event"]["invocation"] == run_id.as_str())
+    );
+    assert_eq!(
+        events.first().unwrap()["event"]["body"]["type"],
+        "invocation-start"
+    );
+    assert_eq!(
+        events.last().unwrap()["event"]["body"]["type"],
+        "invocation-finish"
+    );
     assert!(
         events
             .iter()
@@ -139,7 +149,11 @@ fn the_invoice_agent_is_deployed_invoked_and_audited_over_http() {
         assert_eq!(e["body"]["outcome"], "ok");
         assert_eq!(e["body"]["status"], 201);
     }
-    assert!(deploys.iter().any(|e| e["body"]["resource"] == "invoice-triage"));
+    assert!(
+        deploys
+            .iter()
+            .any(|e| e["body"]["resource"] == "invoice-triage")
+    );
     let reads = control_events(&d, "audit.export");
     assert_eq!(reads.len(), 1);
     assert_eq!(reads[0]["actor"], "aude");
@@ -183,8 +197,13 @@ fn poll(d: &Daemon, token: &str, tenant: &str, id: &str) -> Value {
 /// Asserts a JSON error answer with `status` whose message mentions `want`.
 fn assert_error(a: &crate::daemon_client::Answer, status: u16, want: &str) {
     assert_eq!(a.status, status, "{a:?}");
-    let message = a.body["error"].as_str().unwrap_or_else(|| panic!("no JSON error: {a:?}"));
-    assert!(message.contains(want), "{message:?} does not mention {want:?}");
+    let message = a.body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no JSON error: {a:?}"));
+    assert!(
+        message.contains(want),
+        "{message:?} does not mention {want:?}"
+    );
     assert!(!message.contains('\n'), "{message:?}");
 }
 
@@ -199,7 +218,11 @@ fn bad_input_gets_a_json_error_and_leaves_nothing_half_created() {
     // Malformed JSON, an unknown field, an oversized body.
     let a = d.send("POST", "/v1/tenants", Some(&admin), b"{\"id\": ".to_vec());
     assert_error(&a, 400, "not valid JSON");
-    let a = d.post("/v1/tenants", Some(&admin), &json!({ "id": "x", "colour": 1 }));
+    let a = d.post(
+        "/v1/tenants",
+        Some(&admin),
+        &json!({ "id": "x", "colour": 1 }),
+    );
     assert_error(&a, 400, "unknown field `colour`");
     let a = d.post(
         "/v1/tenants/acme/agents",
@@ -225,7 +248,11 @@ fn bad_input_gets_a_json_error_and_leaves_nothing_half_created() {
     // manifests with errors.
     let sleep = std::fs::read(warden_test_programs::SLEEP).unwrap();
     let cases: [(Value, u16, &str); 5] = [
-        (deploy_body(&manifest("junk"), b"not wasm at all"), 422, "not a WebAssembly file"),
+        (
+            deploy_body(&manifest("junk"), b"not wasm at all"),
+            422,
+            "not a WebAssembly file",
+        ),
         (
             deploy_body(&manifest("core"), b"\0asm\x01\0\0\0"),
             422,
@@ -269,7 +296,12 @@ fn bad_input_gets_a_json_error_and_leaves_nothing_half_created() {
     );
 
     // Unknown tenant, agent and run.
-    let a = d.deploy(&admin, "nope", &manifest("sleep"), warden_test_programs::SLEEP);
+    let a = d.deploy(
+        &admin,
+        "nope",
+        &manifest("sleep"),
+        warden_test_programs::SLEEP,
+    );
     assert_error(&a, 404, "no tenant nope");
     let a = d.post(
         "/v1/tenants/acme/agents/ghost/invoke",
@@ -289,7 +321,10 @@ fn bad_input_gets_a_json_error_and_leaves_nothing_half_created() {
     assert_error(&a, 401, "not valid");
     let revoked = d.token("rex", "invoker", Some("acme"));
     let id = revoked.split('_').nth(1).unwrap().to_owned();
-    assert_eq!(d.delete(&format!("/v1/tokens/{id}"), Some(&admin)).status, 200);
+    assert_eq!(
+        d.delete(&format!("/v1/tokens/{id}"), Some(&admin)).status,
+        200
+    );
     let a = d.get("/v1/tenants", Some(&revoked));
     assert_error(&a, 401, "revoked");
     let a = d.post(
@@ -302,11 +337,20 @@ fn bad_input_gets_a_json_error_and_leaves_nothing_half_created() {
     let a = d.get("/v1/tenants", Some(a.body["token"].as_str().unwrap()));
     assert_error(&a, 401, "expired");
     let refused = control_events(&d, "authenticate");
-    assert_eq!(refused.len(), 2, "one event per refused known token: {refused:?}");
+    assert_eq!(
+        refused.len(),
+        2,
+        "one event per refused known token: {refused:?}"
+    );
     assert!(refused.iter().any(|e| e["actor"] == "rex"));
 
     // After all of it the daemon still serves a good deployment.
-    let a = d.deploy(&admin, "acme", &manifest("sleep"), warden_test_programs::SLEEP);
+    let a = d.deploy(
+        &admin,
+        "acme",
+        &manifest("sleep"),
+        warden_test_programs::SLEEP,
+    );
     assert_eq!(a.status, 201, "{a:?}");
     assert_eq!(d.get("/readyz", None).status, 200);
 }
@@ -316,7 +360,12 @@ fn shutdown_lets_a_running_run_finish_and_signs_final_checkpoints() {
     let mut d = Daemon::start("shutdown_deadline = \"20s\"\n");
     d.create_tenant("acme");
     let admin = d.admin.clone();
-    let a = d.deploy(&admin, "acme", &manifest("pause"), warden_test_programs::PAUSE);
+    let a = d.deploy(
+        &admin,
+        "acme",
+        &manifest("pause"),
+        warden_test_programs::PAUSE,
+    );
     assert_eq!(a.status, 201, "{a:?}");
     let started = d.post(
         "/v1/tenants/acme/agents/pause/invoke",
@@ -358,11 +407,24 @@ fn metrics_count_invocations_denials_and_limit_hits_per_tenant() {
     let d = Daemon::start("");
     d.create_tenant("acme");
     let admin = d.admin.clone();
-    let a = d.deploy(&admin, "acme", &manifest("pause"), warden_test_programs::PAUSE);
+    let a = d.deploy(
+        &admin,
+        "acme",
+        &manifest("pause"),
+        warden_test_programs::PAUSE,
+    );
     assert_eq!(a.status, 201, "{a:?}");
-    let ok = d.post("/v1/tenants/acme/agents/pause/invoke", Some(&admin), &json!({ "input": "1" }));
+    let ok = d.post(
+        "/v1/tenants/acme/agents/pause/invoke",
+        Some(&admin),
+        &json!({ "input": "1" }),
+    );
     assert_eq!(ok.body["status"], "succeeded", "{ok:?}");
-    let bad = d.post("/v1/tenants/acme/agents/pause/invoke", Some(&admin), &json!({ "input": "soon" }));
+    let bad = d.post(
+        "/v1/tenants/acme/agents/pause/invoke",
+        Some(&admin),
+        &json!({ "input": "soon" }),
+    );
     assert_eq!(bad.body["status"], "failed", "{bad:?}");
     let big = d.post(
         "/v1/tenants/acme/agents/pause/invoke",
@@ -385,7 +447,10 @@ fn metrics_count_invocations_denials_and_limit_hits_per_tenant() {
     ] {
         assert!(text.contains(want), "metrics lack {want:?}:\n{text}");
     }
-    assert!(text.contains("warden_audit_appends_total{tenant=\"acme\"}"), "{text}");
+    assert!(
+        text.contains("warden_audit_appends_total{tenant=\"acme\"}"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -400,7 +465,14 @@ fn the_committed_openapi_description_matches_the_served_one() {
         "runtime/openapi.json differs from the API the daemon serves; regenerate it with \
          `cargo run -p warden-runtime --bin warden -- openapi > runtime/openapi.json`"
     );
-    for path in ["/v1/tenants/{tenant}/agents", "/v1/audit/{stream}/verify", "/v1/tokens"] {
-        assert!(served.body["paths"][path].is_object(), "{path} undocumented");
+    for path in [
+        "/v1/tenants/{tenant}/agents",
+        "/v1/audit/{stream}/verify",
+        "/v1/tokens",
+    ] {
+        assert!(
+            served.body["paths"][path].is_object(),
+            "{path} undocumented"
+        );
     }
 }

@@ -21,7 +21,12 @@ fn setup(wall: &str) -> (Daemon, String) {
         &json!({ "id": "acme", "config": format!("[limits]\nwall_timeout = {wall:?}\n") }),
     );
     assert_eq!(a.status, 201, "{a:?}");
-    let a = d.deploy(&d.admin, "acme", &manifest("approval"), warden_test_programs::APPROVAL);
+    let a = d.deploy(
+        &d.admin,
+        "acme",
+        &manifest("approval"),
+        warden_test_programs::APPROVAL,
+    );
     assert_eq!(a.status, 201, "{a:?}");
     let admin = d.token("tad", "tenant-admin", Some("acme"));
     (d, admin)
@@ -134,12 +139,24 @@ fn an_approved_request_lets_the_run_complete_and_names_the_approver() {
         "/v1/audit/_control/events?type=control-request&limit=10000",
         Some(&d.admin),
     );
-    let decides: Vec<&Value> = control.body.as_array().unwrap().iter()
+    let decides: Vec<&Value> = control
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
         .map(|e| &e["event"])
         .filter(|e| e["body"]["operation"] == "approvals.decide")
         .collect();
-    assert!(decides.iter().any(|e| e["actor"] == "tad" && e["body"]["status"] == 403));
-    assert!(decides.iter().any(|e| e["actor"] == "sam" && e["body"]["status"] == 200));
+    assert!(
+        decides
+            .iter()
+            .any(|e| e["actor"] == "tad" && e["body"]["status"] == 403)
+    );
+    assert!(
+        decides
+            .iter()
+            .any(|e| e["actor"] == "sam" && e["body"]["status"] == 200)
+    );
 }
 
 #[test]
@@ -194,5 +211,10 @@ fn warden_run_without_a_terminal_refuses_approval_requests() {
         .collect();
     assert_eq!(decided.len(), 1);
     assert_eq!(decided[0]["body"]["answer"], "unavailable");
-    assert!(decided[0]["body"]["reason"].as_str().unwrap().contains("not a terminal"));
+    assert!(
+        decided[0]["body"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a terminal")
+    );
 }

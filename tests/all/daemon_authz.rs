@@ -21,27 +21,87 @@ const CALLERS: [(&str, &str, Option<&str>); 5] = [
 /// acme (the tenant-bound callers' own tenant) then on globex).
 const MATRIX: [(&str, [u16; 10]); 20] = [
     //                                  pat       tad       aud       all       ivy
-    ("GET tenants", [200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
-    ("POST tenants", [201, 201, 403, 403, 403, 403, 403, 403, 403, 403]),
-    ("POST agents", [201, 201, 201, 404, 403, 404, 403, 403, 403, 404]),
-    ("GET agents", [200, 200, 200, 404, 403, 404, 403, 403, 200, 404]),
-    ("GET agent", [200, 200, 200, 404, 403, 404, 403, 403, 200, 404]),
-    ("DELETE agent", [200, 200, 200, 404, 403, 404, 403, 403, 403, 404]),
-    ("POST invoke", [200, 200, 200, 404, 403, 404, 403, 403, 200, 404]),
-    ("GET run", [200, 200, 200, 404, 200, 404, 200, 200, 200, 404]),
-    ("GET approvals", [200, 200, 200, 404, 403, 404, 403, 403, 403, 404]),
+    (
+        "GET tenants",
+        [200, 200, 200, 200, 200, 200, 200, 200, 200, 200],
+    ),
+    (
+        "POST tenants",
+        [201, 201, 403, 403, 403, 403, 403, 403, 403, 403],
+    ),
+    (
+        "POST agents",
+        [201, 201, 201, 404, 403, 404, 403, 403, 403, 404],
+    ),
+    (
+        "GET agents",
+        [200, 200, 200, 404, 403, 404, 403, 403, 200, 404],
+    ),
+    (
+        "GET agent",
+        [200, 200, 200, 404, 403, 404, 403, 403, 200, 404],
+    ),
+    (
+        "DELETE agent",
+        [200, 200, 200, 404, 403, 404, 403, 403, 403, 404],
+    ),
+    (
+        "POST invoke",
+        [200, 200, 200, 404, 403, 404, 403, 403, 200, 404],
+    ),
+    (
+        "GET run",
+        [200, 200, 200, 404, 200, 404, 200, 200, 200, 404],
+    ),
+    (
+        "GET approvals",
+        [200, 200, 200, 404, 403, 404, 403, 403, 403, 404],
+    ),
     // Allowed callers find no such request: 404 from the queue.
-    ("POST approval", [404, 404, 404, 404, 403, 404, 403, 403, 403, 404]),
-    ("GET audit events", [200, 200, 403, 404, 200, 404, 200, 200, 403, 404]),
-    ("POST audit verify", [200, 200, 403, 404, 200, 404, 200, 200, 403, 404]),
-    ("POST audit checkpoint", [200, 200, 403, 404, 200, 404, 200, 200, 403, 404]),
-    ("GET audit proof", [200, 200, 403, 404, 200, 404, 200, 200, 403, 404]),
-    ("POST audit export", [200, 200, 403, 404, 200, 404, 200, 200, 403, 404]),
-    ("GET control events", [200, 200, 403, 403, 403, 403, 200, 200, 403, 403]),
-    ("POST control verify", [200, 200, 403, 403, 403, 403, 200, 200, 403, 403]),
-    ("GET tokens", [200, 200, 403, 403, 403, 403, 403, 403, 403, 403]),
-    ("POST tokens", [201, 201, 403, 403, 403, 403, 403, 403, 403, 403]),
-    ("DELETE token", [200, 200, 403, 403, 403, 403, 403, 403, 403, 403]),
+    (
+        "POST approval",
+        [404, 404, 404, 404, 403, 404, 403, 403, 403, 404],
+    ),
+    (
+        "GET audit events",
+        [200, 200, 403, 404, 200, 404, 200, 200, 403, 404],
+    ),
+    (
+        "POST audit verify",
+        [200, 200, 403, 404, 200, 404, 200, 200, 403, 404],
+    ),
+    (
+        "POST audit checkpoint",
+        [200, 200, 403, 404, 200, 404, 200, 200, 403, 404],
+    ),
+    (
+        "GET audit proof",
+        [200, 200, 403, 404, 200, 404, 200, 200, 403, 404],
+    ),
+    (
+        "POST audit export",
+        [200, 200, 403, 404, 200, 404, 200, 200, 403, 404],
+    ),
+    (
+        "GET control events",
+        [200, 200, 403, 403, 403, 403, 200, 200, 403, 403],
+    ),
+    (
+        "POST control verify",
+        [200, 200, 403, 403, 403, 403, 200, 200, 403, 403],
+    ),
+    (
+        "GET tokens",
+        [200, 200, 403, 403, 403, 403, 403, 403, 403, 403],
+    ),
+    (
+        "POST tokens",
+        [201, 201, 403, 403, 403, 403, 403, 403, 403, 403],
+    ),
+    (
+        "DELETE token",
+        [200, 200, 403, 403, 403, 403, 403, 403, 403, 403],
+    ),
 ];
 
 /// The trivial guest's manifest: it writes and reads back `bench/k`.
@@ -128,10 +188,9 @@ fn every_role_gets_the_expected_status_on_every_endpoint_and_tenant() {
                     "GET agent" => {
                         d.get(&format!("/v1/tenants/{tenant}/agents/trivial"), Some(token))
                     }
-                    "DELETE agent" => d.delete(
-                        &format!("/v1/tenants/{tenant}/agents/rm-{c}"),
-                        Some(token),
-                    ),
+                    "DELETE agent" => {
+                        d.delete(&format!("/v1/tenants/{tenant}/agents/rm-{c}"), Some(token))
+                    }
                     "POST invoke" => d.post(
                         &format!("/v1/tenants/{tenant}/agents/trivial/invoke"),
                         Some(token),
@@ -149,12 +208,12 @@ fn every_role_gets_the_expected_status_on_every_endpoint_and_tenant() {
                         Some(token),
                         &json!({ "approve": true }),
                     ),
-                    "GET audit events" => {
-                        d.get(&format!("/v1/audit/{tenant}/events"), Some(token))
-                    }
-                    "POST audit verify" => {
-                        d.post(&format!("/v1/audit/{tenant}/verify"), Some(token), &json!({}))
-                    }
+                    "GET audit events" => d.get(&format!("/v1/audit/{tenant}/events"), Some(token)),
+                    "POST audit verify" => d.post(
+                        &format!("/v1/audit/{tenant}/verify"),
+                        Some(token),
+                        &json!({}),
+                    ),
                     "POST audit checkpoint" => d.post(
                         &format!("/v1/audit/{tenant}/checkpoint"),
                         Some(token),
@@ -204,18 +263,41 @@ fn every_role_gets_the_expected_status_on_every_endpoint_and_tenant() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} cells wrong:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} cells wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 
     // Without a token every endpoint answers 401 and nothing else.
-    for path in ["/v1/tenants", "/v1/tenants/acme/agents", "/v1/audit/acme/events", "/v1/tokens"] {
+    for path in [
+        "/v1/tenants",
+        "/v1/tenants/acme/agents",
+        "/v1/audit/acme/events",
+        "/v1/tokens",
+    ] {
         let a = d.get(path, None);
         assert_eq!(a.status, 401, "{path}");
-        assert_eq!(a.body.as_object().map(|o| o.len()), Some(1), "{path}: {a:?}");
+        assert_eq!(
+            a.body.as_object().map(|o| o.len()),
+            Some(1),
+            "{path}: {a:?}"
+        );
     }
 
     // Every refusal left exactly one control-plane event naming the caller.
-    let control = d.get("/v1/audit/_control/events?type=control-request&limit=10000", Some(&admin));
-    let denied = control.body.as_array().unwrap().iter().filter(|e| e["event"]["body"]["decision"] == "deny").count();
+    let control = d.get(
+        "/v1/audit/_control/events?type=control-request&limit=10000",
+        Some(&admin),
+    );
+    let denied = control
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"]["body"]["decision"] == "deny")
+        .count();
     let refusals: usize = MATRIX
         .iter()
         .map(|(_, row)| {

@@ -59,7 +59,8 @@ impl Daemon {
             .expect("cannot start warden serve");
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        out.read_line(&mut line).expect("cannot read the daemon's stdout");
+        out.read_line(&mut line)
+            .expect("cannot read the daemon's stdout");
         let addr: SocketAddr = line
             .trim()
             .strip_prefix("listening on http://")
@@ -177,7 +178,13 @@ impl Daemon {
     }
 
     /// Deploys `component` with `manifest` text to `tenant` as `token`.
-    pub(crate) fn deploy(&self, token: &str, tenant: &str, manifest: &str, component: &str) -> Answer {
+    pub(crate) fn deploy(
+        &self,
+        token: &str,
+        tenant: &str,
+        manifest: &str,
+        component: &str,
+    ) -> Answer {
         self.post(
             &format!("/v1/tenants/{tenant}/agents"),
             Some(token),
@@ -233,7 +240,11 @@ pub(crate) fn token_cli(env: &Env, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "token create failed: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "token create failed: {}",
+        stderr(&out)
+    );
     stdout(&out).trim().to_owned()
 }
 

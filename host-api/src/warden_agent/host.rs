@@ -5,7 +5,9 @@ use tracing::debug_span;
 
 use super::{
     AgentCtx, REFUSALS_BEFORE_TRAP,
-    approver::{ApprovalAnswer, ApprovalRequest, MAX_ACTION_BYTES, MAX_APPROVALS, MAX_DETAIL_BYTES},
+    approver::{
+        ApprovalAnswer, ApprovalRequest, MAX_ACTION_BYTES, MAX_APPROVALS, MAX_DETAIL_BYTES,
+    },
     bindings::warden::agent::{approvals, decisions, records},
     scope::{Need, canonical_prefix, validate_key},
 };
@@ -379,7 +381,9 @@ impl approvals::Host for AgentCtx {
         // Bounded before anything is recorded or shown to a person: the
         // texts go to the audit trail and to an approver's screen.
         let refusal = if self.approvals > MAX_APPROVALS {
-            Some(format!("approval requests exceed {MAX_APPROVALS} per invocation"))
+            Some(format!(
+                "approval requests exceed {MAX_APPROVALS} per invocation"
+            ))
         } else if action.len() > MAX_ACTION_BYTES {
             Some(format!("action is over {MAX_ACTION_BYTES} bytes"))
         } else if detail.len() > MAX_DETAIL_BYTES {
@@ -429,7 +433,12 @@ impl approvals::Host for AgentCtx {
             ApprovalAnswer::NoAnswer => {
                 let why = "nobody answered before the invocation's deadline".to_owned();
                 self.hit("approval_deadline");
-                ("no-answer", None, why.clone(), Err(approvals::Error::LimitReached(why)))
+                (
+                    "no-answer",
+                    None,
+                    why.clone(),
+                    Err(approvals::Error::LimitReached(why)),
+                )
             }
             ApprovalAnswer::Unavailable(why) => (
                 "unavailable",

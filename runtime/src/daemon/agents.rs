@@ -113,7 +113,10 @@ impl AgentStore {
         // The stored component is the uploaded one, whatever path the
         // manifest named on the developer's machine; a path from the
         // request is never used on the host.
-        table.insert("component".into(), toml::Value::String(COMPONENT_FILE.into()));
+        table.insert(
+            "component".into(),
+            toml::Value::String(COMPONENT_FILE.into()),
+        );
         let text = toml::to_string(&table)
             .map_err(|e| ApiError::internal(format!("cannot write the manifest: {e}")))?;
 
@@ -130,8 +133,14 @@ impl AgentStore {
                 // files as "the manifest" and "the component".
                 let message = e
                     .to_string()
-                    .replace(&staging.join(MANIFEST_FILE).display().to_string(), "uploaded")
-                    .replace(&staging.join(COMPONENT_FILE).display().to_string(), "uploaded");
+                    .replace(
+                        &staging.join(MANIFEST_FILE).display().to_string(),
+                        "uploaded",
+                    )
+                    .replace(
+                        &staging.join(COMPONENT_FILE).display().to_string(),
+                        "uploaded",
+                    );
                 ApiError::unprocessable(message)
             })?;
         let name = agent.name().to_owned();
@@ -184,7 +193,9 @@ impl AgentStore {
             )));
         }
         let agent = runtime.load_agent(&manifest).map_err(|e| {
-            ApiError::internal(format!("deployed agent {name} of tenant {tenant} no longer loads: {e}"))
+            ApiError::internal(format!(
+                "deployed agent {name} of tenant {tenant} no longer loads: {e}"
+            ))
         })?;
         self.cache().insert(key, agent.clone());
         Ok(agent)
@@ -195,7 +206,11 @@ impl AgentStore {
     /// # Errors
     ///
     /// 500 when the directory cannot be read or an agent no longer loads.
-    pub(crate) fn list(&self, runtime: &Runtime, tenant: &TenantId) -> Result<Vec<AgentInfo>, ApiError> {
+    pub(crate) fn list(
+        &self,
+        runtime: &Runtime,
+        tenant: &TenantId,
+    ) -> Result<Vec<AgentInfo>, ApiError> {
         let dir = self.root.join(tenant.as_str());
         let mut names = Vec::new();
         match std::fs::read_dir(&dir) {
@@ -224,7 +239,12 @@ impl AgentStore {
     /// # Errors
     ///
     /// 404 when no such agent is deployed; 500 on a host failure.
-    pub(crate) fn remove(&self, runtime: &Runtime, tenant: &TenantId, name: &str) -> Result<AgentInfo, ApiError> {
+    pub(crate) fn remove(
+        &self,
+        runtime: &Runtime,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<AgentInfo, ApiError> {
         let agent = self.get(runtime, tenant, name)?;
         let shown = info(tenant, &agent);
         let trash = self.root.join(STAGING_DIR).join(random_name()?);

@@ -227,7 +227,10 @@ pub(crate) fn json_body<T: DeserializeOwned>(
                  max_body_bytes in the daemon config",
             )
         } else {
-            ApiError::new(status, format!("cannot read the request body: {}", rejection.body_text()))
+            ApiError::new(
+                status,
+                format!("cannot read the request body: {}", rejection.body_text()),
+            )
         }
     })?;
     serde_json::from_slice(&bytes).map_err(|e| {
@@ -309,7 +312,10 @@ where
             actor: &caller.actor,
             role: caller.role.as_str(),
             operation: req.name,
-            resource: req.late.and_then(OnceLock::get).map_or(req.resource, String::as_str),
+            resource: req
+                .late
+                .and_then(OnceLock::get)
+                .map_or(req.resource, String::as_str),
             decision,
             outcome: &outcome,
             status: Some(status.as_u16()),
@@ -358,10 +364,16 @@ pub(crate) fn router(state: Shared, max_body_bytes: usize) -> Router {
             "/v1/tenants/{tenant}/agents/{agent}",
             get(agents::show).delete(agents::remove),
         )
-        .route("/v1/tenants/{tenant}/agents/{agent}/invoke", post(runs::invoke))
+        .route(
+            "/v1/tenants/{tenant}/agents/{agent}/invoke",
+            post(runs::invoke),
+        )
         .route("/v1/tenants/{tenant}/runs/{run}", get(runs::show))
         .route("/v1/tenants/{tenant}/approvals", get(approvals::list))
-        .route("/v1/tenants/{tenant}/approvals/{id}", post(approvals::decide))
+        .route(
+            "/v1/tenants/{tenant}/approvals/{id}",
+            post(approvals::decide),
+        )
         .route("/v1/audit/{stream}/events", get(audit::events))
         .route("/v1/audit/{stream}/verify", post(audit::verify))
         .route("/v1/audit/{stream}/checkpoint", post(audit::checkpoint))

@@ -81,7 +81,10 @@ impl Approvals {
                 action: w.request.action.clone(),
                 detail: w.request.detail.clone(),
                 remaining_ms: u64::try_from(
-                    w.request.deadline.saturating_duration_since(now).as_millis(),
+                    w.request
+                        .deadline
+                        .saturating_duration_since(now)
+                        .as_millis(),
                 )
                 .unwrap_or(u64::MAX),
             })

@@ -51,9 +51,9 @@ pub(crate) struct ServeConfig {
 impl Default for ServeConfig {
     fn default() -> Self {
         Self {
-            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| {
-                SocketAddr::from(([127, 0, 0, 1], 7878))
-            }),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7878))),
             data_dir: None,
             shutdown_deadline: DEFAULT_SHUTDOWN_DEADLINE,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -69,10 +69,15 @@ impl ServeConfig {
     ///
     /// Fails with one line naming the file and the field at fault.
     pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
-        let bytes = read_bounded(path, MAX_CONFIG_FILE_BYTES)
-            .with_context(|| format!("cannot read daemon config {}; check the path", path.display()))?;
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| anyhow::anyhow!("daemon config {}: file is not valid UTF-8", path.display()))?;
+        let bytes = read_bounded(path, MAX_CONFIG_FILE_BYTES).with_context(|| {
+            format!(
+                "cannot read daemon config {}; check the path",
+                path.display()
+            )
+        })?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            anyhow::anyhow!("daemon config {}: file is not valid UTF-8", path.display())
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::parse(text, base)
             .map_err(|e| anyhow::anyhow!("daemon config {}: {e}", path.display()))
@@ -84,7 +89,9 @@ impl ServeConfig {
         let mut config = Self::default();
         if let Some(listen) = parsed.listen {
             config.listen = listen.parse().map_err(|_| {
-                format!("listen {listen:?} is not an address; use IP:PORT, for example {DEFAULT_LISTEN}")
+                format!(
+                    "listen {listen:?} is not an address; use IP:PORT, for example {DEFAULT_LISTEN}"
+                )
             })?;
         }
         config.data_dir = parsed.data_dir.map(|d| base.join(d));
@@ -133,15 +140,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.listen.port(), 0);
-        assert_eq!(config.data_dir.as_deref(), Some(Path::new("/etc/warden/data")));
+        assert_eq!(
+            config.data_dir.as_deref(),
+            Some(Path::new("/etc/warden/data"))
+        );
         assert_eq!(config.shutdown_deadline, Duration::from_secs(2));
     }
 
     #[test]
     fn bad_fields_are_named_on_one_line() {
         let cases = [
-            ("listen = \"localhost\"\n", "listen \"localhost\" is not an address"),
-            ("shutdown_deadline = \"soon\"\n", "shutdown_deadline \"soon\""),
+            (
+                "listen = \"localhost\"\n",
+                "listen \"localhost\" is not an address",
+            ),
+            (
+                "shutdown_deadline = \"soon\"\n",
+                "shutdown_deadline \"soon\"",
+            ),
             ("max_body_bytes = 1\n", "max_body_bytes 1 is outside"),
             ("port = 1\n", "unknown field `port`"),
         ];

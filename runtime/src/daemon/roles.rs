@@ -125,6 +125,7 @@ pub(crate) enum Operation {
 
 impl Operation {
     /// Every operation, for tables.
+    #[cfg(test)]
     pub(crate) const ALL: [Operation; 11] = [
         Operation::TenantsList,
         Operation::TenantsCreate,
@@ -192,7 +193,11 @@ pub(crate) fn authorize(
             _ => false,
         },
     };
-    if allowed { Ok(()) } else { Err(Refusal::Forbidden) }
+    if allowed {
+        Ok(())
+    } else {
+        Err(Refusal::Forbidden)
+    }
 }
 
 #[cfg(test)]

@@ -111,11 +111,12 @@ impl Runs {
         while inner.order.len() >= self.max {
             // Forget the oldest finished run; running ones stay, since a
             // client is waiting for them.
-            let Some(pos) = inner
-                .order
-                .iter()
-                .position(|id| inner.runs.get(id).is_some_and(|r| r.status != RunStatus::Running))
-            else {
+            let Some(pos) = inner.order.iter().position(|id| {
+                inner
+                    .runs
+                    .get(id)
+                    .is_some_and(|r| r.status != RunStatus::Running)
+            }) else {
                 break;
             };
             if let Some(old) = inner.order.remove(pos) {

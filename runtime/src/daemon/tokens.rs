@@ -111,7 +111,8 @@ impl TokenStore {
         let path = data_dir.join(TOKENS_FILE);
         let context = || format!("cannot open the token store {}", path.display());
         let conn = Connection::open(&path).with_context(context)?;
-        conn.busy_timeout(Duration::from_secs(5)).with_context(context)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .with_context(context)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS tokens (
                 id TEXT PRIMARY KEY,
@@ -196,9 +197,7 @@ impl TokenStore {
                  ORDER BY created_ms, id",
             )
             .context("cannot list tokens")?;
-        let rows = stmt
-            .query_map([], row_info)
-            .context("cannot list tokens")?;
+        let rows = stmt.query_map([], row_info).context("cannot list tokens")?;
         let mut out = Vec::new();
         for row in rows {
             out.push(row.context("cannot list tokens")??);
@@ -373,7 +372,9 @@ mod tests {
     #[test]
     fn a_new_token_authenticates_and_only_its_hash_is_stored() {
         let (dir, store) = store();
-        let (info, secret) = store.create(&new(Role::Invoker, Some("acme"), None)).unwrap();
+        let (info, secret) = store
+            .create(&new(Role::Invoker, Some("acme"), None))
+            .unwrap();
         let who = store.authenticate(&secret).unwrap();
         assert_eq!(who.actor, "alice");
         assert_eq!(who.role, Role::Invoker);
@@ -395,23 +396,46 @@ mod tests {
         let forged = format!("{}0", &secret[..secret.len() - 1]);
         assert_eq!(store.authenticate(&forged), Err(AuthError::Unknown));
         assert_eq!(store.authenticate("Bearer x"), Err(AuthError::Unknown));
-        assert_eq!(store.authenticate(&"a".repeat(10_000)), Err(AuthError::Unknown));
+        assert_eq!(
+            store.authenticate(&"a".repeat(10_000)),
+            Err(AuthError::Unknown)
+        );
         store.revoke(&info.id).unwrap();
-        assert!(matches!(store.authenticate(&secret), Err(AuthError::Revoked { .. })));
-        assert!(store.revoke(&info.id).unwrap_err().to_string().contains("already revoked"));
-        assert!(store.revoke("nope").unwrap_err().to_string().contains("no token nope"));
+        assert!(matches!(
+            store.authenticate(&secret),
+            Err(AuthError::Revoked { .. })
+        ));
+        assert!(
+            store
+                .revoke(&info.id)
+                .unwrap_err()
+                .to_string()
+                .contains("already revoked")
+        );
+        assert!(
+            store
+                .revoke("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("no token nope")
+        );
 
         let (_, secret) = store
             .create(&new(Role::Auditor, None, Some(Duration::ZERO)))
             .unwrap();
-        assert!(matches!(store.authenticate(&secret), Err(AuthError::Expired { .. })));
+        assert!(matches!(
+            store.authenticate(&secret),
+            Err(AuthError::Expired { .. })
+        ));
         assert_eq!(store.list().unwrap().len(), 2);
     }
 
     #[test]
     fn a_tenant_role_needs_its_tenant() {
         let (_dir, store) = store();
-        let err = store.create(&new(Role::TenantAdmin, None, None)).unwrap_err();
+        let err = store
+            .create(&new(Role::TenantAdmin, None, None))
+            .unwrap_err();
         assert!(err.to_string().contains("give --tenant"), "{err}");
         assert!(store.list().unwrap().is_empty(), "nothing half created");
     }

@@ -69,9 +69,13 @@ pub(crate) async fn deploy(
                 ))
             })?;
         let info = tokio::task::block_in_place(|| {
-            state
-                .agents
-                .deploy(&state.runtime, &tenant, &body.manifest, &component, &body.sha256)
+            state.agents.deploy(
+                &state.runtime,
+                &tenant,
+                &body.manifest,
+                &component,
+                &body.sha256,
+            )
         })?;
         let _ = named.set(info.name.clone());
         answer(StatusCode::CREATED, &info)
@@ -134,7 +138,10 @@ pub(crate) async fn show(
     guarded(&state, &caller, req, || async {
         let loaded =
             tokio::task::block_in_place(|| state.agents.get(&state.runtime, &tenant, &agent))?;
-        answer(StatusCode::OK, &super::super::agents::info(&tenant, &loaded))
+        answer(
+            StatusCode::OK,
+            &super::super::agents::info(&tenant, &loaded),
+        )
     })
     .await
 }

@@ -91,7 +91,11 @@ fn stream(text: &str) -> Result<(StreamId, Operation), ApiError> {
 
 /// 404 unless `stream` has a log.
 fn require_log(state: &Shared, stream: &StreamId) -> Result<(), ApiError> {
-    if stream.dir(state.runtime.data_dir()).join(MARKER_FILE).exists() {
+    if stream
+        .dir(state.runtime.data_dir())
+        .join(MARKER_FILE)
+        .exists()
+    {
         Ok(())
     } else {
         Err(ApiError::not_found(format!(
@@ -131,7 +135,10 @@ pub(crate) fn read_events(
                 .invocation
                 .as_deref()
                 .is_none_or(|i| field("invocation") == Some(i))
-                && filter.agent.as_deref().is_none_or(|a| field("agent") == Some(a))
+                && filter
+                    .agent
+                    .as_deref()
+                    .is_none_or(|a| field("agent") == Some(a))
                 && filter.kind.as_deref().is_none_or(|k| {
                     event
                         .get("body")
@@ -173,8 +180,8 @@ pub(crate) async fn events(
         late: None,
     };
     guarded(&state, &caller, req, || async {
-        let Query(filter) = filter
-            .map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
+        let Query(filter) =
+            filter.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
         let events = read_events(&state, &stream, &caller.actor, &filter)?;
         answer(StatusCode::OK, &events)
     })

@@ -18,8 +18,9 @@ use super::{
         roles::Operation,
         runs::{Run, RunStatus},
     },
-    ApiError, Caller, ErrorBody, Request, Shared, answer, audit::read_events, guarded, json_body,
-    tenant_id,
+    ApiError, Caller, ErrorBody, Request, Shared, answer,
+    audit::read_events,
+    guarded, json_body, tenant_id,
 };
 
 /// `POST .../invoke` body.
@@ -100,8 +101,7 @@ pub(crate) async fn invoke(
             });
             return answer(StatusCode::ACCEPTED, &run);
         }
-        let (status, run) =
-            execute(&state, &tenant, &loaded, input, &caller.actor, run_id).await?;
+        let (status, run) = execute(&state, &tenant, &loaded, input, &caller.actor, run_id).await?;
         answer(status, &run)
     })
     .await
@@ -134,7 +134,11 @@ async fn execute(
     let run = state
         .runs
         .finish(&run_id, result.map_err(|e| e.to_string()))
-        .ok_or_else(|| ApiError::internal(format!("run {run_id} was forgotten while running; this is a warden bug, please report it")))?;
+        .ok_or_else(|| {
+            ApiError::internal(format!(
+                "run {run_id} was forgotten while running; this is a warden bug, please report it"
+            ))
+        })?;
     if status.is_success() {
         Ok((status, run))
     } else {
@@ -190,7 +194,12 @@ pub(crate) async fn show(
                 invocation: Some(run_id.clone()),
                 ..Default::default()
             };
-            read_events(&state, &warden_runtime::audit::StreamId::Tenant(tenant.clone()), &caller.actor, &filter)?
+            read_events(
+                &state,
+                &warden_runtime::audit::StreamId::Tenant(tenant.clone()),
+                &caller.actor,
+                &filter,
+            )?
         };
         answer(StatusCode::OK, &RunWithEvents { run, events })
     })

@@ -85,7 +85,9 @@ pub(crate) async fn create(
             .map(humantime::parse_duration)
             .transpose()
             .map_err(|e| {
-                ApiError::unprocessable(format!("expires is not a duration ({e}); use for example 30days"))
+                ApiError::unprocessable(format!(
+                    "expires is not a duration ({e}); use for example 30days"
+                ))
             })?;
         let new = NewToken {
             actor: body.actor,
