@@ -209,10 +209,9 @@ fn assert_error(a: &crate::daemon_client::Answer, status: u16, want: &str) {
 
 #[test]
 fn bad_input_gets_a_json_error_and_leaves_nothing_half_created() {
-    let d = Daemon::start("max_body_bytes = 65536\n");
+    let d = Daemon::start("max_body_bytes = 1048576\n");
     d.create_tenant("acme");
     let admin = d.admin.clone();
-    let probe = std::fs::read(warden_test_programs::PROBE).unwrap();
     let agents = |tenant: &str| d.env.data_dir().join("agents").join(tenant);
 
     // Malformed JSON, an unknown field, an oversized body.
@@ -224,10 +223,11 @@ fn bad_input_gets_a_json_error_and_leaves_nothing_half_created() {
         &json!({ "id": "x", "colour": 1 }),
     );
     assert_error(&a, 400, "unknown field `colour`");
-    let a = d.post(
+    let a = d.send(
+        "POST",
         "/v1/tenants/acme/agents",
         Some(&admin),
-        &deploy_body(&manifest("probe"), &probe),
+        vec![b'x'; 1_200_000],
     );
     assert_error(&a, 413, "max_body_bytes");
 

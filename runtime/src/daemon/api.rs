@@ -303,24 +303,28 @@ where
         Ok((status, _)) => (*status, "ok".to_owned()),
         Err(e) => (e.status, e.message.clone()),
     };
-    let recorded = control::record(
-        state.runtime.audit_logs(),
-        &ControlRecord {
-            component: DAEMON_COMPONENT,
-            request: &request,
-            tenant: req.tenant,
-            actor: &caller.actor,
-            role: caller.role.as_str(),
-            operation: req.name,
-            resource: req
-                .late
-                .and_then(OnceLock::get)
-                .map_or(req.resource, String::as_str),
-            decision,
-            outcome: &outcome,
-            status: Some(status.as_u16()),
-        },
-    );
+    // The append waits for its group commit to reach the disk: off the
+    // async workers, like every other blocking step.
+    let recorded = tokio::task::block_in_place(|| {
+        control::record(
+            state.runtime.audit_logs(),
+            &ControlRecord {
+                component: DAEMON_COMPONENT,
+                request: &request,
+                tenant: req.tenant,
+                actor: &caller.actor,
+                role: caller.role.as_str(),
+                operation: req.name,
+                resource: req
+                    .late
+                    .and_then(OnceLock::get)
+                    .map_or(req.resource, String::as_str),
+                decision,
+                outcome: &outcome,
+                status: Some(status.as_u16()),
+            },
+        )
+    });
     if let Err(e) = recorded {
         // TODO: an operation that changed state before its event failed to
         // record stays done; the caller sees 500 and the daemon's log has
