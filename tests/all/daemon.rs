@@ -54,7 +54,7 @@ fn the_invoice_agent_is_deployed_invoked_and_audited_over_http() {
     assert_eq!(triage.status, 201, "{triage:?}");
     let component = std::fs::read(warden_test_programs::INVOICE_TRIAGE).unwrap();
     assert_eq!(triage.body["component_sha256"], sha256_hex(&component));
-    let grant = &triage.body["grant"]["records"]["prefixes"];
+    let grant = &triage.body["grant"]["prefixes"];
     assert!(
         grant.as_array().is_some_and(|g| !g.is_empty()),
         "the effective grant is shown: {}",
