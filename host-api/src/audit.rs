@@ -179,6 +179,10 @@ pub enum EventBody {
         /// Who is at fault when the request was refused.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         blame: Option<Blame>,
+        /// Headers the grant made the host add to this allowed request,
+        /// by name and the names of the secrets in them; never a value.
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        injected: Vec<HeaderInjection>,
     },
     /// How an allowed outbound request ended.
     HttpResponse {
@@ -316,6 +320,17 @@ pub enum EventBody {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         status: Option<u16>,
     },
+    /// An operator changed one of a tenant's secrets. Recorded in the
+    /// control-plane stream, with the tenant in the event's `tenant` field,
+    /// before the change is made. Names only: neither the value nor a
+    /// digest of it, since a digest of a short token lets anyone who reads
+    /// the trail test guesses of it.
+    SecretChanged {
+        /// The secret's name.
+        name: String,
+        /// `set` (created or replaced) or `remove`.
+        action: String,
+    },
     /// One line the guest wrote to stdout or stderr.
     StreamLine {
         /// Which stream.
@@ -324,6 +339,19 @@ pub enum EventBody {
         /// runtime's maximum line length.
         line: String,
     },
+}
+
+/// A header the host added to an allowed outbound request, as the request
+/// event records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderInjection {
+    /// The header's name, lower case.
+    pub header: String,
+    /// The names of the secrets its value was made from.
+    pub secrets: Vec<String>,
+    /// Whether the guest had set a header of that name, which the host
+    /// replaced.
+    pub replaced: bool,
 }
 
 /// Records `body` for the invocation described by `scope`.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
-use crate::{warden_agent::RecordsGrant, wasi_http::HttpGrant};
+use crate::{secrets::SecretsGrant, warden_agent::RecordsGrant, wasi_http::HttpGrant};
 
 /// Longest tenant id accepted, in bytes.
 pub const MAX_TENANT_ID_BYTES: usize = 64;
@@ -220,6 +220,9 @@ pub struct AgentGrant {
     /// Destinations of `wasi:http` requests.
     #[serde(default, skip_serializing_if = "HttpGrant::is_empty")]
     pub http: HttpGrant,
+    /// Secrets the agent may use; left out when empty, for the same reason.
+    #[serde(default, skip_serializing_if = "SecretsGrant::is_empty")]
+    pub secrets: SecretsGrant,
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::{path::PathBuf, sync::Arc};
 use thiserror::Error;
 use warden_host_api::{
     scope::Digest,
+    secrets::SecretsGrant,
     warden_agent::{RecordsGrant, bindings::AgentPre},
     wasi_http::HttpGrant,
 };
@@ -26,6 +27,8 @@ pub struct Agent {
     pub(crate) grant: Arc<RecordsGrant>,
     /// The manifest's egress grant, shared by every invocation's store.
     pub(crate) http_grant: Arc<HttpGrant>,
+    /// The manifest's secrets grant, shared by every invocation's store.
+    pub(crate) secrets_grant: Arc<SecretsGrant>,
     pub(crate) pre: AgentPre<InstanceState>,
 }
 

@@ -22,6 +22,8 @@
 //!   transaction;
 //! - [`audit`]: the per-tenant audit log and its verifier;
 //! - [`runtime`]: [`Runtime`] and [`RuntimeBuilder`];
+//! - [`secrets`]: each tenant's secrets on disk, owner-only, every change
+//!   recorded in the control-plane stream;
 //! - [`toml_file`]: bounded reads of operator files and one-line TOML errors.
 //!
 //! The `warden` binary is a thin command-line layer over this crate.
@@ -33,6 +35,7 @@ pub mod audit;
 pub mod engine;
 pub mod manifest;
 pub mod runtime;
+pub mod secrets;
 pub mod state;
 pub mod tenant;
 pub mod toml_file;

@@ -10,11 +10,15 @@ use std::{
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use warden_host_api::scope::{printable, validate_actor};
-use warden_runtime::{InvokeError, Runtime, TenantId, audit::StreamId, tenant::limits};
+use warden_runtime::{
+    InvokeError, Runtime, TenantId, audit::StreamId, tenant::limits,
+    toml_file::MAX_CONFIG_FILE_BYTES,
+};
 
 mod audit_cmd;
 mod daemon;
 mod prompt;
+mod secrets_cmd;
 mod show;
 mod token_cmd;
 
@@ -55,6 +59,11 @@ enum Command {
         /// the run after a deterministic amount of work.
         #[arg(long)]
         fuel: bool,
+        /// PEM file of root certificates https egress trusts besides the
+        /// Mozilla roots (a private certificate authority). Certificates
+        /// are always verified.
+        #[arg(long, value_name = "FILE", env = "WARDEN_TLS_ROOTS")]
+        tls_roots: Option<PathBuf>,
     },
     /// Read and check audit trails.
     Audit {
@@ -83,6 +92,11 @@ enum Command {
     },
     /// Print the daemon API's OpenAPI description.
     Openapi,
+    /// Manage a tenant's secrets; values are read from stdin only.
+    Secrets {
+        #[command(subcommand)]
+        command: secrets_cmd::SecretsCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -256,6 +270,14 @@ impl ActorArg {
     fn name(&self) -> String {
         self.actor.clone().unwrap_or_else(os_user)
     }
+
+    /// The actor, refusing an --actor that is not a valid actor name.
+    fn checked(&self) -> anyhow::Result<String> {
+        if let Some(actor) = &self.actor {
+            validate_actor(actor).map_err(|e| anyhow::anyhow!("--actor: {e}"))?;
+        }
+        Ok(self.name())
+    }
 }
 
 fn main() -> ExitCode {
@@ -295,7 +317,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             input,
             actor,
             fuel,
-        } => run(&cli.data_dir, &manifest, &tenant, &input, actor, fuel),
+            tls_roots,
+        } => run(
+            &cli.data_dir,
+            &manifest,
+            &tenant,
+            &input,
+            actor,
+            fuel,
+            tls_roots.as_deref(),
+        ),
         Command::Audit { command } => {
             audit_cmd::dispatch(&cli.data_dir, command)?;
             Ok(ExitCode::SUCCESS)
@@ -319,6 +350,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("cannot write to stdout")?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Secrets { command } => {
+            secrets_cmd::dispatch(&cli.data_dir, command)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -329,6 +364,7 @@ fn run(
     input: &str,
     actor: Option<String>,
     fuel: bool,
+    tls_roots: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     // Everything the operator supplied is checked before anything is
     // written: a bad tenant, input or manifest leaves the data directory as
@@ -344,12 +380,18 @@ fn run(
     // The tenant's own max_input_bytes is checked again by the runtime; this
     // bound only keeps a huge file from being read into memory at all.
     let input = read_input(input, limits::MAX_INPUT_BYTES_CEILING)?;
-    let runtime = Runtime::builder(data_dir)
+    let mut builder = Runtime::builder(data_dir);
+    builder
         .fuel_metering(fuel)
         .approver(std::sync::Arc::new(prompt::TerminalApprover {
             operator: actor.clone(),
-        }))
-        .build()?;
+        }));
+    if let Some(path) = tls_roots {
+        let pem = warden_runtime::toml_file::read_bounded(path, MAX_CONFIG_FILE_BYTES)
+            .with_context(|| format!("cannot read --tls-roots {}", path.display()))?;
+        builder.tls_root_certificates(&pem);
+    }
+    let runtime = builder.build()?;
     let agent = runtime.load_agent(manifest)?;
 
     let tokio = tokio::runtime::Builder::new_multi_thread()

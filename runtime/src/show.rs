@@ -103,6 +103,17 @@ fn describe(seq: u64, e: &Value) -> String {
             b["first_seq"],
             b["last_seq"]
         ),
+        "secret-changed" => format!(
+            "secret {} of {} {} by {}",
+            bs("name"),
+            s("tenant"),
+            if bs("action") == "remove" {
+                "removed"
+            } else {
+                "set"
+            },
+            s("actor")
+        ),
         "audit-read" => format!(
             "{} {} of {} by {}",
             bs("action"),

@@ -16,7 +16,9 @@ mod isolation;
 mod limits;
 mod regression;
 mod rollback;
+mod secrets;
 mod tamper;
+mod tls;
 
 /// Every guest under `tests/guests/` must be used by a host test or a
 /// benchmark: a guest nobody runs is a scenario nobody checks.

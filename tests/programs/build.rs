@@ -17,6 +17,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("vendor-sync", "VENDOR_SYNC", "vendor_sync.wasm"),
     ("guest-probe", "PROBE", "guest_probe.wasm"),
     ("guest-egress", "EGRESS", "guest_egress.wasm"),
+    ("guest-secrets", "SECRETS", "guest_secrets.wasm"),
     (
         "guest-bench-trivial",
         "BENCH_TRIVIAL",

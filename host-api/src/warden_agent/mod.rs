@@ -1,5 +1,5 @@
 //! Host side of the `warden:agent` package: `records`, `decisions` and
-//! `approvals`.
+//! `approvals` and `secrets`.
 //!
 //! [`AgentCtx`] is the per-instance state these interfaces need: the
 //! invocation's [`InstanceScope`], the agent's [`RecordsGrant`], a
@@ -13,10 +13,14 @@
 //! backend answers and before the guest sees the value, so that the event can
 //! carry the digest of what was read; writes record theirs before the backend
 //! is touched.
+//!
+//! `secrets` has state of its own, [`SecretsCtx`], lent out through
+//! [`SecretsView`] and linked by [`add_secrets_to_linker`].
 
 pub mod approver;
 mod host;
 pub mod scope;
+mod secrets;
 
 use std::{sync::Arc, time::Instant};
 
@@ -29,6 +33,7 @@ use crate::{
 };
 pub use approver::{ApprovalAnswer, ApprovalRequest, Approver, NoApprover};
 pub use scope::{Access, PrefixGrant, RecordsGrant};
+pub use secrets::{DEFAULT_MAX_SECRET_READS, SecretsCtx, SecretsView, add_secrets_to_linker};
 
 /// Generated bindings for the `agent` world.
 #[expect(
