@@ -108,12 +108,6 @@ impl Tenants {
         self.insert(tenant, config)
     }
 
-    /// The audit streams of the data directory, shared with the runtime's
-    /// control-plane actions.
-    pub(crate) fn audit_logs(&self) -> &AuditLogs {
-        &self.audit
-    }
-
     /// `tenant`'s state if it is loaded.
     pub(crate) fn loaded(&self, tenant: &TenantId) -> Option<Arc<TenantState>> {
         self.lock().get(tenant).cloned()
