@@ -260,7 +260,7 @@ impl StreamArgs {
 /// Who is acting, for the control-plane stream.
 #[derive(Debug, clap::Args)]
 struct ActorArg {
-    /// Who is reading, for the control-plane audit stream; defaults to the
+    /// Who is acting, for the control-plane audit stream; defaults to the
     /// OS user.
     #[arg(long)]
     actor: Option<String>,

@@ -11,7 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
-use warden_runtime::{Agent, InvokeError, TenantId};
+use warden_runtime::{Agent, InvokeError, TenantId, secrets::SecretError};
 
 use super::{
     super::{
@@ -128,6 +128,13 @@ async fn execute(
         Err(InvokeError::InvalidInput { .. }) => ("invalid-input", StatusCode::OK),
         Err(InvokeError::Failed { .. }) => ("failed", StatusCode::OK),
         Err(InvokeError::Trap { .. } | InvokeError::Commit { .. }) => ("trap", StatusCode::OK),
+        // The tenant lacks a secret the agent's grant names, or its store
+        // is not in a state warden will read: the operator's to fix.
+        Err(InvokeError::Secret(
+            SecretError::Missing { .. }
+            | SecretError::NotASecret { .. }
+            | SecretError::Permissions { .. },
+        )) => ("refused", StatusCode::CONFLICT),
         Err(_) => ("host-error", StatusCode::INTERNAL_SERVER_ERROR),
     };
     state.metrics.invocation(tenant, outcome, started.elapsed());
