@@ -476,3 +476,24 @@ fn the_committed_openapi_description_matches_the_served_one() {
         );
     }
 }
+
+/// A run whose grant names a secret the tenant does not have is the
+/// operator's to fix: 409 naming the entry, not a server error.
+#[test]
+fn invoking_an_agent_whose_secret_the_tenant_lacks_is_a_conflict() {
+    let d = Daemon::start("");
+    d.create_tenant("acme");
+    let text = format!(
+        "{}\n[[grants.secrets]]\nname = \"payments-key\"\n",
+        manifest("needs-key")
+    );
+    let deployed = d.deploy(&d.admin, "acme", &text, warden_test_programs::SECRETS);
+    assert_eq!(deployed.status, 201, "{deployed:?}");
+    let a = d.post(
+        "/v1/tenants/acme/agents/needs-key/invoke",
+        Some(&d.admin),
+        &json!({ "input": "reveal payments-key" }),
+    );
+    assert_eq!(a.status, 409, "{a:?}");
+    assert!(a.body.to_string().contains("grants.secrets[0]"), "{a:?}");
+}
