@@ -8,7 +8,9 @@
 //! - [`records`]: get, put, delete and list the tenant's key-value records
 //!   under the key prefixes the manifest grants;
 //! - [`decisions`]: record what the agent decided and why, for the audit
-//!   trail.
+//!   trail;
+//! - [`config`]: read the non-secret values the operator set for the agent,
+//!   for the keys the manifest grants.
 //!
 //! Anything written to stdout or stderr (for example with `println!` or
 //! `eprintln!`) is captured line by line into the tenant's audit trail.
@@ -56,6 +58,7 @@
 )]
 pub mod bindings;
 
+pub mod config;
 pub mod decisions;
 pub mod records;
 

@@ -14,8 +14,9 @@
 //!   the runtime implements, and [`audit::emit`], the only function that
 //!   emits events.
 //! - [`warden_agent`] implements the `warden:agent` package (`records`,
-//!   `decisions`) over an [`warden_agent::AgentCtx`]; its `scope` module is
-//!   the pure decision "may this agent touch this key?".
+//!   `decisions`, `config`) over an [`warden_agent::AgentCtx`]; its `scope`
+//!   module is the pure decision "may this agent touch this key, read this
+//!   config value, see this field?".
 //! - [`wasi_http`] guards outbound HTTP (`wasi:http`): its `scope` module
 //!   is the pure decision "may this agent send this request there?".
 //! - [`error`] holds errors shared by capabilities.

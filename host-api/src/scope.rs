@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
-use crate::{warden_agent::RecordsGrant, wasi_http::HttpGrant};
+use crate::{
+    warden_agent::{ConfigGrant, RecordsGrant},
+    wasi_http::HttpGrant,
+};
 
 /// Longest tenant id accepted, in bytes.
 pub const MAX_TENANT_ID_BYTES: usize = 64;
@@ -210,8 +213,9 @@ pub struct InstanceScope {
 /// Everything an agent's manifest grants, one part per capability.
 ///
 /// The serialized form is what the grant digest in every audit event is
-/// computed over. The records part is flattened and an empty HTTP part is
-/// left out, so that a grant written before egress existed keeps its digest.
+/// computed over. The records part is flattened and empty HTTP and config
+/// parts are left out, so that a grant written before they existed keeps
+/// its digest.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentGrant {
     /// Key prefixes of `warden:agent/records`.
@@ -220,6 +224,9 @@ pub struct AgentGrant {
     /// Destinations of `wasi:http` requests.
     #[serde(default, skip_serializing_if = "HttpGrant::is_empty")]
     pub http: HttpGrant,
+    /// Keys of `warden:agent/config` the agent may read.
+    #[serde(default, skip_serializing_if = "ConfigGrant::is_empty")]
+    pub config: ConfigGrant,
 }
 
 #[cfg(test)]

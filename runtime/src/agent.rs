@@ -5,7 +5,7 @@ use std::{path::PathBuf, sync::Arc};
 use thiserror::Error;
 use warden_host_api::{
     scope::Digest,
-    warden_agent::{RecordsGrant, bindings::AgentPre},
+    warden_agent::{ConfigGrant, RecordsGrant, bindings::AgentPre},
     wasi_http::HttpGrant,
 };
 
@@ -26,6 +26,8 @@ pub struct Agent {
     pub(crate) grant: Arc<RecordsGrant>,
     /// The manifest's egress grant, shared by every invocation's store.
     pub(crate) http_grant: Arc<HttpGrant>,
+    /// The manifest's config keys, shared by every invocation's store.
+    pub(crate) config_grant: Arc<ConfigGrant>,
     pub(crate) pre: AgentPre<InstanceState>,
 }
 

@@ -17,6 +17,10 @@
 //! - [`tenant`]: tenant ids and configuration, limits, the concurrency gate,
 //!   the resource limiter and the store data type;
 //! - [`manifest`]: agent manifests and their grants;
+//! - [`grants`]: grants in plain words, for review and for control-plane
+//!   events;
+//! - [`control`]: the control plane, the operator's changes to which agents
+//!   each tenant may run, each recorded in the `_control` audit stream;
 //! - [`agent`]: a loaded agent;
 //! - [`state`]: tenant records in SQLite, written per invocation through a
 //!   transaction;
@@ -30,7 +34,9 @@
 
 pub mod agent;
 pub mod audit;
+pub mod control;
 pub mod engine;
+pub mod grants;
 pub mod manifest;
 pub mod runtime;
 pub mod state;
@@ -38,6 +44,7 @@ pub mod tenant;
 pub mod toml_file;
 
 pub use agent::{Agent, LoadError};
+pub use control::{ControlError, ControlPlane};
 pub use runtime::{AuditDurability, InvokeError, Runtime, RuntimeBuilder};
 pub use tenant::{
     TenantId,

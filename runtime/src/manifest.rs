@@ -14,8 +14,13 @@ use thiserror::Error;
 use warden_host_api::{
     scope::{AgentGrant, Digest},
     warden_agent::{
-        PrefixGrant, RecordsGrant,
-        scope::{DEFAULT_MAX_KEY_BYTES, canonical_prefix, validate_key},
+        Access, ConfigGrant, PrefixGrant, RecordsGrant,
+        scope::{
+            DEFAULT_MAX_KEY_BYTES, canonical_prefix,
+            config::{MAX_CONFIG_KEYS, validate_config_key},
+            fields::{MAX_FIELDS, validate_field_name},
+            is_under, validate_key,
+        },
     },
     wasi_http::{EgressRule, HttpGrant},
 };
@@ -101,9 +106,29 @@ impl Manifest {
                     entry.prefix
                 )));
             }
+            let fields = entry
+                .fields
+                .as_ref()
+                .map(|f| record_fields(entry.access, f))
+                .transpose()
+                .map_err(|e| invalid(format!("grants.records[{i}].fields: {e}")))?;
+            // Nested prefixes with different access or field lists would
+            // make the effective grant depend on which entry matches first.
+            if let Some((j, other)) = prefixes.iter().enumerate().find(|(_, p)| {
+                (is_under(&prefix, &p.prefix) || is_under(&p.prefix, &prefix))
+                    && (p.access != entry.access || p.fields.is_some() || fields.is_some())
+            }) {
+                let other = format!("{}/", other.prefix);
+                return Err(invalid(format!(
+                    "grants.records[{i}].prefix {:?} overlaps grants.records[{j}].prefix \
+                     {other:?} with different access or fields; grant disjoint prefixes",
+                    entry.prefix,
+                )));
+            }
             prefixes.push(PrefixGrant {
                 prefix,
                 access: entry.access,
+                fields,
             });
         }
         let mut rules = Vec::with_capacity(parsed.grants.http.len());
@@ -123,9 +148,26 @@ impl Manifest {
             }
             rules.push(rule);
         }
+        if parsed.grants.config.len() > MAX_CONFIG_KEYS {
+            return Err(invalid(format!(
+                "grants.config names {} keys, over the maximum of {MAX_CONFIG_KEYS}; grant \
+                 only the keys the agent reads",
+                parsed.grants.config.len()
+            )));
+        }
+        for (i, key) in parsed.grants.config.iter().enumerate() {
+            validate_config_key(key)
+                .map_err(|e| invalid(format!("grants.config[{i}] {key:?}: {e}")))?;
+            if parsed.grants.config[..i].contains(key) {
+                return Err(invalid(format!(
+                    "grants.config[{i}] {key:?} is granted twice; keep one entry"
+                )));
+            }
+        }
         let grant = AgentGrant {
             records: RecordsGrant { prefixes },
             http: HttpGrant { rules },
+            config: ConfigGrant::new(parsed.grants.config.clone()),
         };
 
         let base = path.parent().unwrap_or(Path::new("."));
@@ -141,7 +183,39 @@ impl Manifest {
     }
 }
 
-fn validate_name(name: &str) -> Result<(), String> {
+/// Checks the field list of a records grant entry; returns it sorted.
+fn record_fields(access: Access, fields: &[String]) -> Result<Vec<String>, String> {
+    if access != Access::Read {
+        return Err(
+            "only a read grant may name fields: a put under a read-write grant would replace \
+             the fields the agent cannot see; use access = \"read\""
+                .into(),
+        );
+    }
+    if fields.is_empty() {
+        return Err("names no field; name the fields the agent may see".into());
+    }
+    if fields.len() > MAX_FIELDS {
+        return Err(format!(
+            "names {} fields, over the maximum of {MAX_FIELDS}",
+            fields.len()
+        ));
+    }
+    let mut sorted = Vec::with_capacity(fields.len());
+    for name in fields {
+        validate_field_name(name).map_err(|e| format!("{name:?}: {e}"))?;
+        if sorted.contains(name) {
+            return Err(format!("{name:?} is named twice; keep one"));
+        }
+        sorted.push(name.clone());
+    }
+    sorted.sort();
+    Ok(sorted)
+}
+
+/// Checks an agent name: 1 to [`MAX_AGENT_NAME_BYTES`] of a-z, 0-9 and `-`,
+/// not starting with `-`.
+pub(crate) fn validate_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= MAX_AGENT_NAME_BYTES
         && name
@@ -205,6 +279,51 @@ mod tests {
     }
 
     #[test]
+    fn nested_prefixes_with_the_same_access_and_no_fields_are_fine() {
+        let m = load(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a\"\naccess = \"read\"\n[[grants.records]]\nprefix = \"a/b\"\naccess = \"read\"\n[[grants.records]]\nprefix = \"ab\"\naccess = \"read-write\"\n",
+        )
+        .unwrap();
+        assert_eq!(m.grant.records.prefixes.len(), 3);
+    }
+
+    #[test]
+    fn field_lists_are_sorted_and_part_of_the_digest() {
+        let a = load(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"v\"\naccess = \"read\"\nfields = [\"name\", \"id\"]\n",
+        )
+        .unwrap();
+        let b = load(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"v\"\naccess = \"read\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            a.grant.records.prefixes[0].fields.as_deref(),
+            Some(&["id".to_owned(), "name".to_owned()][..])
+        );
+        assert_ne!(a.grant_digest, b.grant_digest);
+    }
+
+    #[test]
+    fn config_keys_are_sorted_into_the_grant_and_digested() {
+        let a = load("name = \"a\"\ncomponent = \"a.wasm\"\n[grants]\nconfig = [\"b\", \"a\"]\n")
+            .unwrap();
+        let b = load("name = \"a\"\ncomponent = \"a.wasm\"\n[grants]\nconfig = [\"a\", \"b\"]\n")
+            .unwrap();
+        let none = load("name = \"a\"\ncomponent = \"a.wasm\"\n").unwrap();
+        assert_eq!(a.grant.config.keys, ["a", "b"]);
+        assert_eq!(a.grant_digest, b.grant_digest);
+        assert_ne!(a.grant_digest, none.grant_digest);
+        let many: Vec<String> = (0..=MAX_CONFIG_KEYS).map(|i| format!("\"k{i}\"")).collect();
+        let err = load(&format!(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n[grants]\nconfig = [{}]\n",
+            many.join(",")
+        ))
+        .unwrap_err();
+        assert!(err.contains("over the maximum of 64"), "{err}");
+    }
+
+    #[test]
     fn http_grants_are_canonicalised_and_digested() {
         let a = load(
             "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.http]]\nscheme = \"https\"\nhost = \"API.Example.com.\"\n",
@@ -239,8 +358,40 @@ mod tests {
             ),
             ("name = \"a\"\ncomponent = \"\"\n", "component is empty"),
             (
-                "name = \"a\"\ncomponent = \"a.wasm\"\n[grants]\nfiles = []\n",
-                "unknown field `files`",
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[grants]\ncolours = []\n",
+                "unknown field `colours`",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a\"\naccess = \"read\"\n[[grants.records]]\nprefix = \"a/b/\"\naccess = \"read-write\"\n",
+                "grants.records[1].prefix \"a/b/\" overlaps grants.records[0].prefix \"a/\"",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a/b\"\naccess = \"read-write\"\n[[grants.records]]\nprefix = \"a\"\naccess = \"read\"\n",
+                "grants.records[1].prefix \"a\" overlaps grants.records[0].prefix \"a/b/\"",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a\"\naccess = \"read\"\nfields = [\"x\"]\n[[grants.records]]\nprefix = \"a/b\"\naccess = \"read\"\n",
+                "overlaps grants.records[0].prefix",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a\"\naccess = \"read-write\"\nfields = [\"x\"]\n",
+                "grants.records[0].fields: only a read grant may name fields",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a\"\naccess = \"read\"\nfields = []\n",
+                "grants.records[0].fields: names no field",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a\"\naccess = \"read\"\nfields = [\"x\", \"x\"]\n",
+                "grants.records[0].fields: \"x\" is named twice",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[grants]\nconfig = [\"Currency\"]\n",
+                "grants.config[0] \"Currency\": config key may hold only",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[grants]\nconfig = [\"a\", \"a\"]\n",
+                "grants.config[1] \"a\" is granted twice",
             ),
             (
                 "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a/../b\"\naccess = \"read\"\n",

@@ -20,7 +20,7 @@ use std::{
 
 pub use warden_host_api::scope::TenantId;
 
-use crate::audit::{AuditLog, AuditLogError, AuditLogs, AuditOptions};
+use crate::audit::{AuditLog, AuditLogError, AuditLogs};
 use config::{ConfigError, TenantConfig};
 use gate::Gate;
 use limits::{Ceilings, TenantLimits};
@@ -57,7 +57,7 @@ pub(crate) struct TenantState {
 #[derive(Debug)]
 pub(crate) struct Tenants {
     data_dir: PathBuf,
-    audit: AuditLogs,
+    audit: Arc<AuditLogs>,
     defaults: TenantLimits,
     ceilings: Ceilings,
     loaded: Mutex<HashMap<TenantId, Arc<TenantState>>>,
@@ -66,12 +66,12 @@ pub(crate) struct Tenants {
 impl Tenants {
     pub(crate) fn new(
         data_dir: PathBuf,
-        audit: AuditOptions,
+        audit: Arc<AuditLogs>,
         defaults: TenantLimits,
         ceilings: Ceilings,
     ) -> Self {
         Self {
-            audit: AuditLogs::new(data_dir.clone(), audit),
+            audit,
             data_dir,
             defaults,
             ceilings,

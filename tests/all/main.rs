@@ -1,11 +1,14 @@
 //! End-to-end tests: the real `warden` binary running real components built
 //! from `guest-sdk` by `warden-test-programs`.
 
+mod agents;
 mod audit_cli;
 mod bad_input;
+mod config;
 mod contain;
 mod crash;
 mod egress;
+mod fields;
 mod harness;
 mod invoice;
 mod isolation;

@@ -1,8 +1,11 @@
-//! Host side of the `warden:agent` package: `records` and `decisions`.
+//! Host side of the `warden:agent` package: `records`, `decisions` and
+//! `config`.
 //!
 //! [`AgentCtx`] is the per-instance state these interfaces need: the
 //! invocation's [`InstanceScope`], the agent's [`RecordsGrant`], a
-//! [`RecordStore`] backend, the [`AuditSink`] and the [`AgentLimits`]. The
+//! [`RecordStore`] backend, the [`AuditSink`] and the [`AgentLimits`], plus
+//! the agent's [`ConfigGrant`] and the config values the operator set for
+//! it (see [`AgentCtx::with_config`]). The
 //! runtime builds one per store and lends it out through [`AgentView`];
 //! [`add_to_linker`] wires the generated bindings to it.
 //!
@@ -25,7 +28,7 @@ use crate::{
     error::StoreError,
     scope::{InstanceScope, TenantId},
 };
-pub use scope::{Access, PrefixGrant, RecordsGrant};
+pub use scope::{Access, PrefixGrant, RecordsGrant, config::ConfigGrant};
 
 /// Generated bindings for the `agent` world.
 #[expect(
@@ -175,6 +178,8 @@ pub struct AgentCtx {
     host_calls: u32,
     decisions: u32,
     limit_hits: std::collections::BTreeMap<&'static str, u32>,
+    config_grant: Arc<ConfigGrant>,
+    config_values: std::collections::BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for AgentCtx {
@@ -206,7 +211,24 @@ impl AgentCtx {
             host_calls: 0,
             decisions: 0,
             limit_hits: Default::default(),
+            config_grant: Arc::default(),
+            config_values: Default::default(),
         }
+    }
+
+    /// Grants the `config` keys of `grant`, with `values` the operator set
+    /// for this tenant and agent. Without it, every config read is refused.
+    ///
+    /// Only the granted keys' values belong in `values`; the runtime reads
+    /// them once per invocation, so a guest sees one consistent set.
+    pub fn with_config(
+        mut self,
+        grant: Arc<ConfigGrant>,
+        values: std::collections::BTreeMap<String, String>,
+    ) -> Self {
+        self.config_grant = grant;
+        self.config_values = values;
+        self
     }
 
     /// The invocation's scope.
@@ -238,12 +260,14 @@ impl HasData for HasAgent {
     type Data<'a> = &'a mut AgentCtx;
 }
 
-/// Adds the `warden:agent` imports (`records`, `decisions`) to `linker`.
+/// Adds the `warden:agent` imports (`records`, `decisions`, `config`) to
+/// `linker`.
 ///
 /// # Scope
 ///
-/// Every function added checks the [`RecordsGrant`] or limits held in the
-/// instance's [`AgentCtx`] and records one audit event per call.
+/// Every function added checks the [`RecordsGrant`], [`ConfigGrant`] or
+/// limits held in the instance's [`AgentCtx`] and records one audit event
+/// per call.
 ///
 /// # Errors
 ///
@@ -251,5 +275,6 @@ impl HasData for HasAgent {
 pub fn add_to_linker<T: AgentView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     bindings::warden::agent::records::add_to_linker::<T, HasAgent>(linker, T::agent_ctx)?;
     bindings::warden::agent::decisions::add_to_linker::<T, HasAgent>(linker, T::agent_ctx)?;
+    bindings::warden::agent::config::add_to_linker::<T, HasAgent>(linker, T::agent_ctx)?;
     Ok(())
 }

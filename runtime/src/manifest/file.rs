@@ -26,6 +26,9 @@ pub(super) struct GrantsFile {
     pub(super) records: Vec<RecordGrantFile>,
     #[serde(default)]
     pub(super) http: Vec<HttpGrantFile>,
+    /// Names of the config values the agent may read.
+    #[serde(default)]
+    pub(super) config: Vec<String>,
 }
 
 /// One `[[grants.records]]` entry.
@@ -34,6 +37,9 @@ pub(super) struct GrantsFile {
 pub(super) struct RecordGrantFile {
     pub(super) prefix: String,
     pub(super) access: Access,
+    /// The only top-level fields of JSON records the agent sees; read
+    /// grants only.
+    pub(super) fields: Option<Vec<String>>,
 }
 
 /// One `[[grants.http]]` entry: a destination for outbound requests.
