@@ -11,6 +11,10 @@
 //!   trail;
 //! - [`config`]: read the non-secret values the operator set for the agent,
 //!   for the keys the manifest grants.
+//! - [`approvals`]: ask a person to approve an action and wait for the
+//!   answer.
+//! - [`secrets`]: read a secret whose grant says `reveal = true`; other
+//!   granted secrets the host uses on the agent's behalf (egress headers).
 //!
 //! Anything written to stdout or stderr (for example with `println!` or
 //! `eprintln!`) is captured line by line into the tenant's audit trail.
@@ -59,8 +63,10 @@
 pub mod bindings;
 
 pub mod config;
+pub mod approvals;
 pub mod decisions;
 pub mod records;
+pub mod secrets;
 
 /// Why an invocation did not produce an output; returned from
 /// [`Agent::handle`].

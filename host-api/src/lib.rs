@@ -19,6 +19,10 @@
 //!   config value, see this field?".
 //! - [`wasi_http`] guards outbound HTTP (`wasi:http`): its `scope` module
 //!   is the pure decision "may this agent send this request there?".
+//! - [`secrets`] holds secret values (redacted, zeroed on drop) and the
+//!   pure decision "may this agent read this secret?"; the `secrets`
+//!   interface of [`warden_agent`] and the egress headers of [`wasi_http`]
+//!   use it.
 //! - [`error`] holds errors shared by capabilities.
 //!
 //! # Example
@@ -52,5 +56,6 @@
 pub mod audit;
 pub mod error;
 pub mod scope;
+pub mod secrets;
 pub mod warden_agent;
 pub mod wasi_http;

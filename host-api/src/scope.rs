@@ -12,6 +12,7 @@ use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
 use crate::{
+    secrets::SecretsGrant,
     warden_agent::{ConfigGrant, RecordsGrant},
     wasi_http::HttpGrant,
 };
@@ -227,6 +228,9 @@ pub struct AgentGrant {
     /// Keys of `warden:agent/config` the agent may read.
     #[serde(default, skip_serializing_if = "ConfigGrant::is_empty")]
     pub config: ConfigGrant,
+    /// Secrets the agent may use; left out when empty, for the same reason.
+    #[serde(default, skip_serializing_if = "SecretsGrant::is_empty")]
+    pub secrets: SecretsGrant,
 }
 
 #[cfg(test)]

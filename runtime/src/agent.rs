@@ -5,6 +5,7 @@ use std::{path::PathBuf, sync::Arc};
 use thiserror::Error;
 use warden_host_api::{
     scope::Digest,
+    secrets::SecretsGrant,
     warden_agent::{ConfigGrant, RecordsGrant, bindings::AgentPre},
     wasi_http::HttpGrant,
 };
@@ -28,6 +29,8 @@ pub struct Agent {
     pub(crate) http_grant: Arc<HttpGrant>,
     /// The manifest's config keys, shared by every invocation's store.
     pub(crate) config_grant: Arc<ConfigGrant>,
+    /// The manifest's secrets grant, shared by every invocation's store.
+    pub(crate) secrets_grant: Arc<SecretsGrant>,
     pub(crate) pre: AgentPre<InstanceState>,
 }
 

@@ -26,6 +26,8 @@
 //!   transaction;
 //! - [`audit`]: the per-tenant audit log and its verifier;
 //! - [`runtime`]: [`Runtime`] and [`RuntimeBuilder`];
+//! - [`secrets`]: each tenant's secrets on disk, owner-only, every change
+//!   recorded in the control-plane stream;
 //! - [`toml_file`]: bounded reads of operator files and one-line TOML errors.
 //!
 //! The `warden` binary is a thin command-line layer over this crate.
@@ -39,6 +41,7 @@ pub mod engine;
 pub mod grants;
 pub mod manifest;
 pub mod runtime;
+pub mod secrets;
 pub mod state;
 pub mod tenant;
 pub mod toml_file;

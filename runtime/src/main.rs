@@ -10,11 +10,18 @@ use std::{
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use warden_host_api::scope::{printable, validate_actor};
-use warden_runtime::{InvokeError, Runtime, TenantId, audit::StreamId, tenant::limits};
+use warden_runtime::{
+    InvokeError, Runtime, TenantId, audit::StreamId, tenant::limits,
+    toml_file::MAX_CONFIG_FILE_BYTES,
+};
 
 mod audit_cmd;
 mod control_cmd;
+mod daemon;
+mod prompt;
+mod secrets_cmd;
 mod show;
+mod token_cmd;
 
 /// Run AI agents as WebAssembly components, one tenant at a time, with every
 /// capability call checked and audited.
@@ -53,6 +60,11 @@ enum Command {
         /// the run after a deterministic amount of work.
         #[arg(long)]
         fuel: bool,
+        /// PEM file of root certificates https egress trusts besides the
+        /// Mozilla roots (a private certificate authority). Certificates
+        /// are always verified.
+        #[arg(long, value_name = "FILE", env = "WARDEN_TLS_ROOTS")]
+        tls_roots: Option<PathBuf>,
     },
     /// Read and check audit trails.
     Audit {
@@ -119,6 +131,32 @@ enum ConfigCommand {
     List {
         #[command(flatten)]
         target: ConfigTarget,
+    /// Run the operator daemon: the authenticated HTTP API.
+    ///
+    /// Stops on SIGINT or SIGTERM: running requests get the shutdown
+    /// deadline to finish, then every audit stream gets a final signed
+    /// checkpoint.
+    Serve {
+        /// The daemon's config file (TOML: listen, data_dir,
+        /// shutdown_deadline, max_body_bytes, max_runs); defaults for all
+        /// when absent.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Create, list and revoke the daemon's API tokens.
+    ///
+    /// Works while the daemon is stopped (it holds the control-plane
+    /// audit log while it runs); use /v1/tokens then.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Print the daemon API's OpenAPI description.
+    Openapi,
+    /// Manage a tenant's secrets; values are read from stdin only.
+    Secrets {
+        #[command(subcommand)]
+        command: secrets_cmd::SecretsCommand,
     },
 }
 
@@ -165,6 +203,33 @@ enum GrantsCommand {
         /// The agent's manifest (agent.toml).
         manifest: PathBuf,
     },
+enum TokenCommand {
+    /// Make a token and print its secret, which is shown only this once.
+    Create {
+        /// The actor the token names in every audit event. The change
+        /// itself is recorded as made by the OS user.
+        #[arg(long)]
+        actor: String,
+        /// platform-admin, tenant-admin, auditor or invoker.
+        #[arg(long)]
+        role: String,
+        /// The tenant of a tenant-admin, invoker or one-tenant auditor.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// How long it works, for example `30days`; until revoked when
+        /// absent.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<Duration>,
+    },
+    /// Revoke a token by id; it stays listed.
+    Revoke {
+        /// The token id (from `warden token list`).
+        id: String,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+    /// List tokens, without their secrets.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -308,18 +373,32 @@ impl ActorArg {
     fn name(&self) -> String {
         self.actor.clone().unwrap_or_else(os_user)
     }
+
+    /// The actor, refusing an --actor that is not a valid actor name.
+    fn checked(&self) -> anyhow::Result<String> {
+        if let Some(actor) = &self.actor {
+            validate_actor(actor).map_err(|e| anyhow::anyhow!("--actor: {e}"))?;
+        }
+        Ok(self.name())
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A one-shot command reports its outcome in one line of its own; logs
-    // below error level are for RUST_LOG to ask for.
+    // below error level are for RUST_LOG to ask for. The daemon logs its
+    // lifecycle at info.
+    let default_level = if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "error"
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .init();
     match dispatch(cli) {
@@ -341,7 +420,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             input,
             actor,
             fuel,
-        } => run(&cli.data_dir, &manifest, &tenant, &input, actor, fuel),
+            tls_roots,
+        } => run(
+            &cli.data_dir,
+            &manifest,
+            &tenant,
+            &input,
+            actor,
+            fuel,
+            tls_roots.as_deref(),
+        ),
         Command::Audit { command } => {
             audit_cmd::dispatch(&cli.data_dir, command)?;
             Ok(ExitCode::SUCCESS)
@@ -356,6 +444,27 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Config { command } => {
             control_cmd::config(&cli.data_dir, command)?;
+        Command::Serve { config } => {
+            let config = match config {
+                Some(path) => daemon::config::ServeConfig::load(&path)?,
+                None => daemon::config::ServeConfig::default(),
+            };
+            let data_dir = config.data_dir.clone().unwrap_or(cli.data_dir);
+            daemon::serve(&config, &data_dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { command } => {
+            token_cmd::dispatch(&cli.data_dir, command)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Openapi => {
+            std::io::stdout()
+                .write_all(daemon::openapi::json().as_bytes())
+                .context("cannot write to stdout")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Secrets { command } => {
+            secrets_cmd::dispatch(&cli.data_dir, command)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -368,6 +477,7 @@ fn run(
     input: &str,
     actor: Option<String>,
     fuel: bool,
+    tls_roots: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     // Everything the operator supplied is checked before anything is
     // written: a bad tenant, input or manifest leaves the data directory as
@@ -383,7 +493,18 @@ fn run(
     // The tenant's own max_input_bytes is checked again by the runtime; this
     // bound only keeps a huge file from being read into memory at all.
     let input = read_input(input, limits::MAX_INPUT_BYTES_CEILING)?;
-    let runtime = Runtime::builder(data_dir).fuel_metering(fuel).build()?;
+    let mut builder = Runtime::builder(data_dir);
+    builder
+        .fuel_metering(fuel)
+        .approver(std::sync::Arc::new(prompt::TerminalApprover {
+            operator: actor.clone(),
+        }));
+    if let Some(path) = tls_roots {
+        let pem = warden_runtime::toml_file::read_bounded(path, MAX_CONFIG_FILE_BYTES)
+            .with_context(|| format!("cannot read --tls-roots {}", path.display()))?;
+        builder.tls_root_certificates(&pem);
+    }
+    let runtime = builder.build()?;
     let agent = runtime.load_agent(manifest)?;
 
     let tokio = tokio::runtime::Builder::new_multi_thread()

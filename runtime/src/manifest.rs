@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 use warden_host_api::{
     scope::{AgentGrant, Digest},
+    secrets::{SecretGrant, SecretsGrant, validate_secret_name},
     warden_agent::{
         Access, ConfigGrant, PrefixGrant, RecordsGrant,
         scope::{
@@ -140,6 +141,14 @@ impl Manifest {
                 entry.path_prefix.as_deref(),
                 entry.methods.as_deref(),
             )
+            .and_then(|rule| {
+                let headers: Vec<(String, String)> = entry
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                rule.with_headers(&headers)
+            })
             .map_err(|e| invalid(format!("grants.http[{i}].{}: {e}", e.field())))?;
             if rules.contains(&rule) {
                 return Err(invalid(format!(
@@ -164,10 +173,12 @@ impl Manifest {
                 )));
             }
         }
+        let secrets = secrets_grant(&parsed.grants.secrets, &rules).map_err(invalid)?;
         let grant = AgentGrant {
             records: RecordsGrant { prefixes },
             http: HttpGrant { rules },
             config: ConfigGrant::new(parsed.grants.config.clone()),
+            secrets,
         };
 
         let base = path.parent().unwrap_or(Path::new("."));
@@ -211,6 +222,45 @@ fn record_fields(access: Access, fields: &[String]) -> Result<Vec<String>, Strin
     }
     sorted.sort();
     Ok(sorted)
+}
+
+/// Validates the `[[grants.secrets]]` entries, and that every secret an
+/// egress header uses is one of them: a secret reaches a request only when
+/// the grant names it in both places, so that one look at `grants.secrets`
+/// shows every secret an agent can cause to leave the host.
+fn secrets_grant(
+    entries: &[file::SecretGrantFile],
+    rules: &[EgressRule],
+) -> Result<SecretsGrant, String> {
+    let mut secrets: Vec<SecretGrant> = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        validate_secret_name(&entry.name).map_err(|e| format!("grants.secrets[{i}].name: {e}"))?;
+        if secrets.iter().any(|s| s.name == entry.name) {
+            return Err(format!(
+                "grants.secrets[{i}].name {:?} is granted twice; keep one entry",
+                entry.name
+            ));
+        }
+        secrets.push(SecretGrant {
+            name: entry.name.clone(),
+            reveal: entry.reveal,
+        });
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        for header in &rule.headers {
+            if let Some(name) = header
+                .secrets()
+                .find(|n| !secrets.iter().any(|s| s.name == *n))
+            {
+                return Err(format!(
+                    "grants.http[{i}].headers.{} uses secret {name:?}, which grants.secrets does \
+                     not name; add [[grants.secrets]] name = {name:?}",
+                    header.name
+                ));
+            }
+        }
+    }
+    Ok(SecretsGrant { secrets })
 }
 
 /// Checks an agent name: 1 to [`MAX_AGENT_NAME_BYTES`] of a-z, 0-9 and `-`,
@@ -344,6 +394,30 @@ mod tests {
     }
 
     #[test]
+    fn secret_grants_and_egress_headers_load_and_change_the_digest() {
+        let plain = load(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.http]]\nscheme = \"https\"\nhost = \"a.test\"\n",
+        )
+        .unwrap();
+        let with = load(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.http]]\nscheme = \"https\"\nhost = \"a.test\"\nheaders = { Authorization = \"Bearer {{secret:pay}}\" }\n[[grants.secrets]]\nname = \"pay\"\n",
+        )
+        .unwrap();
+        let rule = &with.grant.http.rules[0];
+        assert_eq!(rule.headers[0].name, "authorization");
+        assert_eq!(rule.secrets().collect::<Vec<_>>(), ["pay"]);
+        assert!(!with.grant.secrets.secrets[0].reveal);
+        assert_ne!(plain.grant_digest, with.grant_digest);
+        // A grant without secrets keeps the digest it had before they
+        // existed.
+        let json = serde_json::to_string(&plain.grant).unwrap();
+        assert!(
+            !json.contains("secrets") && !json.contains("headers"),
+            "{json}"
+        );
+    }
+
+    #[test]
     fn rejects_bad_manifests_with_one_line_naming_the_entry() {
         let cases = [
             ("component = \"a.wasm\"\n", "missing field `name`"),
@@ -426,8 +500,40 @@ mod tests {
                 "grants.http[1] repeats an earlier entry",
             ),
         ];
+        let secret_cases = [
+            (
+                "[[grants.secrets]]\nname = \"Bad Name\"\n",
+                "grants.secrets[0].name: secret name \"Bad Name\" is not valid",
+            ),
+            (
+                "[[grants.secrets]]\nname = \"k\"\n[[grants.secrets]]\nname = \"k\"\nreveal = true\n",
+                "grants.secrets[1].name \"k\" is granted twice",
+            ),
+            (
+                "[[grants.secrets]]\nname = \"k\"\nshow = true\n",
+                "unknown field `show`",
+            ),
+            (
+                "[[grants.http]]\nscheme = \"https\"\nhost = \"a.test\"\nheaders = { authorization = \"Bearer {{secret:k}}\" }\n",
+                "grants.http[0].headers.authorization uses secret \"k\", which grants.secrets does not name",
+            ),
+            (
+                "[[grants.http]]\nscheme = \"https\"\nhost = \"a.test\"\nheaders = { host = \"x\" }\n",
+                "grants.http[0].headers: host is set by the host",
+            ),
+        ];
+        let secret_cases = secret_cases.map(|(grants, want)| {
+            (
+                format!("name = \"a\"\ncomponent = \"a.wasm\"\n{grants}"),
+                want,
+            )
+        });
+        let cases = cases
+            .map(|(text, want)| (text.to_owned(), want))
+            .into_iter()
+            .chain(secret_cases);
         for (text, want) in cases {
-            let err = load(text).unwrap_err();
+            let err = load(&text).unwrap_err();
             assert!(err.contains(want), "{text:?}: {err}");
             assert!(!err.contains('\n'), "error spans lines: {err}");
         }

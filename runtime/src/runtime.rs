@@ -26,11 +26,12 @@ use thiserror::Error;
 use warden_host_api::{
     audit::{self, AuditError, EventBody, Outcome, StreamName},
     scope::{Digest, InstanceScope, TenantId},
+    secrets::TenantSecrets,
     warden_agent::{
-        self, AgentCtx,
+        self, AgentCtx, Approver, NoApprover, SecretsCtx,
         bindings::{AgentPre, exports::warden::agent::handler},
     },
-    wasi_http::{self, HttpCtx, HttpLimits, Resolver, SystemResolver},
+    wasi_http::{self, HttpCtx, Resolver, SystemResolver},
 };
 use wasmtime::{
     Engine, Store, Trap, UpdateDeadline,
@@ -47,6 +48,7 @@ use crate::{
     control::ControlPlane,
     engine::{DEFAULT_POOL_INSTANCES, EngineSettings, EpochTicker, build_engine},
     manifest::Manifest,
+    secrets::{SecretError, SecretStore},
     state::{CommitError, OpenStateError, Records, Transaction},
     tenant::{
         TenantError, TenantState, Tenants,
@@ -76,6 +78,8 @@ pub struct RuntimeBuilder {
     ceilings: Ceilings,
     fuel: bool,
     resolver: Arc<dyn Resolver>,
+    approver: Arc<dyn Approver>,
+    tls_roots_pem: Vec<u8>,
 }
 
 impl RuntimeBuilder {
@@ -89,6 +93,10 @@ impl RuntimeBuilder {
     /// - audit: [`AuditOptions::default`] (each event synced before the call
     ///   it records goes ahead, checkpoints every 60 s, no retention);
     /// - resolver for `wasi:http` egress: [`SystemResolver`];
+    /// - approver for `warden:agent/approvals`: [`NoApprover`], which
+    ///   answers every request "not permitted";
+    /// - roots https egress trusts: the Mozilla roots of webpki-roots, no
+    ///   others (see [`RuntimeBuilder::tls_root_certificates`]);
     /// - pool: [`DEFAULT_POOL_INSTANCES`] live instances, each slot sized for
     ///   [`DEFAULT_POOL_MAX_MEMORY_BYTES`] of memory and
     ///   [`DEFAULT_POOL_MAX_TABLE_ELEMENTS`] table elements.
@@ -106,7 +114,29 @@ impl RuntimeBuilder {
             },
             fuel: false,
             resolver: Arc::new(SystemResolver),
+            approver: Arc::new(NoApprover),
+            tls_roots_pem: Vec::new(),
         }
+    }
+
+    /// Trusts the root certificates in `pem` (PEM text, one or more
+    /// `CERTIFICATE` blocks) for https egress, besides the Mozilla roots:
+    /// for a service behind a private certificate authority. Certificates
+    /// are still verified, for the host the guest named; nothing here turns
+    /// verification off. May be called more than once; the PEM is parsed by
+    /// [`RuntimeBuilder::build`].
+    pub fn tls_root_certificates(&mut self, pem: &[u8]) -> &mut Self {
+        self.tls_roots_pem.extend_from_slice(pem);
+        self.tls_roots_pem.push(b'\n');
+        self
+    }
+
+    /// Sets who answers agents' approval requests: a person at a terminal,
+    /// or the daemon's approval queue. The approver never waits past an
+    /// invocation's wall-clock deadline.
+    pub fn approver(&mut self, approver: Arc<dyn Approver>) -> &mut Self {
+        self.approver = approver;
+        self
     }
 
     /// Meters guest code with fuel, so that each tenant's `max_fuel` ends a
@@ -167,9 +197,11 @@ impl RuntimeBuilder {
             fuel: self.fuel,
         })
         .map_err(|e| BuildError(one_line(&e)))?;
+        let tls = self.tls_config()?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| warden_agent::add_to_linker(&mut linker))
+            .and_then(|()| warden_agent::add_secrets_to_linker(&mut linker))
             .and_then(|()| wasi_http::add_to_linker(&mut linker))
             .map_err(|e| BuildError(one_line(&e)))?;
         let ticker = EpochTicker::start(&engine)
@@ -188,14 +220,33 @@ impl RuntimeBuilder {
                 self.default_limits,
                 self.ceilings,
             ),
+            secrets: SecretStore::new(&self.data_dir),
             data_dir: self.data_dir.clone(),
             durability: self.audit.durability,
             fuel: self.fuel,
             resolver: Arc::clone(&self.resolver),
+            approver: Arc::clone(&self.approver),
+            tls,
             invocations: AtomicU64::new(0),
             limit_hits: Mutex::new(BTreeMap::new()),
             _ticker: ticker,
         })
+    }
+}
+
+impl RuntimeBuilder {
+    fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, BuildError> {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+
+        let roots = CertificateDer::pem_slice_iter(&self.tls_roots_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BuildError(format!("TLS root certificates do not parse as PEM: {e}")))?;
+        if roots.is_empty() && !self.tls_roots_pem.is_empty() {
+            return Err(BuildError(
+                "TLS root certificates hold no CERTIFICATE block; give PEM certificates".into(),
+            ));
+        }
+        wasi_http::client_config(&roots).map_err(|e| BuildError(e.to_string()))
     }
 }
 
@@ -293,6 +344,10 @@ pub enum InvokeError {
     /// An audit event could not be recorded; the invocation was stopped.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The agent's granted secrets could not be loaded for the tenant
+    /// (one is missing, or the store is unreadable); nothing ran.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
 }
 
 fn not_allowed(tenant: &TenantId, agent: &str, allowed: Option<&str>, actual: &str) -> String {
@@ -350,10 +405,13 @@ pub struct Runtime {
     components: Mutex<BTreeMap<Digest, Component>>,
     control: ControlPlane,
     tenants: Tenants,
+    secrets: SecretStore,
     data_dir: PathBuf,
     durability: AuditDurability,
     fuel: bool,
     resolver: Arc<dyn Resolver>,
+    approver: Arc<dyn Approver>,
+    tls: Arc<rustls::ClientConfig>,
     invocations: AtomicU64,
     limit_hits: Mutex<BTreeMap<(TenantId, &'static str), u64>>,
     _ticker: EpochTicker,
@@ -422,12 +480,14 @@ impl Runtime {
         let grant = Arc::new(manifest.grant.records.clone());
         let http_grant = Arc::new(manifest.grant.http.clone());
         let config_grant = Arc::new(manifest.grant.config.clone());
+        let secrets_grant = Arc::new(manifest.grant.secrets.clone());
         Ok(Agent {
             manifest,
             component_digest: digest,
             grant,
             http_grant,
             config_grant,
+            secrets_grant,
             pre,
         })
     }
@@ -467,6 +527,63 @@ impl Runtime {
         config: TenantConfig,
     ) -> Result<(), TenantError> {
         self.tenants.configure(tenant, config)
+    }
+
+    /// The audit streams of the data directory, shared with every
+    /// invocation: the control-plane stream and the tenants' logs are
+    /// opened once per process, since a second handle on a stream's files
+    /// would be refused by their lock.
+    pub fn audit_logs(&self) -> &AuditLogs {
+        self.tenants.audit_logs()
+    }
+
+    /// Parses and validates the text of a tenant configuration file with
+    /// this runtime's defaults and ceilings, without writing anything.
+    ///
+    /// # Errors
+    ///
+    /// Returns a one-line message naming the field that is wrong.
+    pub fn parse_tenant_config(&self, text: &str) -> Result<TenantConfig, String> {
+        TenantConfig::parse(text, &self.tenants.defaults(), &self.tenants.ceilings())
+    }
+
+    /// The secret store of this runtime's data directory, for listing.
+    pub fn secret_store(&self) -> &SecretStore {
+        &self.secrets
+    }
+
+    /// Sets `tenant`'s secret `name` on behalf of `actor`, recording the
+    /// change in the control-plane stream this runtime holds open (a second
+    /// handle on it from the same process would be refused).
+    ///
+    /// # Errors
+    ///
+    /// See [`SecretStore::set`].
+    pub fn set_secret(
+        &self,
+        actor: &str,
+        tenant: &TenantId,
+        name: &str,
+        value: &warden_host_api::secrets::SecretValue,
+    ) -> Result<(), SecretError> {
+        let logs = self.tenants.audit_logs();
+        self.secrets.set(logs, actor, tenant, name, value)
+    }
+
+    /// Removes `tenant`'s secret `name` on behalf of `actor`; see
+    /// [`Runtime::set_secret`].
+    ///
+    /// # Errors
+    ///
+    /// See [`SecretStore::remove`].
+    pub fn remove_secret(
+        &self,
+        actor: &str,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<(), SecretError> {
+        self.secrets
+            .remove(self.tenants.audit_logs(), actor, tenant, name)
     }
 
     /// Directory of `tenant`'s audit log.
@@ -578,6 +695,30 @@ impl Runtime {
         input: &[u8],
         actor: &str,
     ) -> Result<Vec<u8>, InvokeError> {
+        let invocation = self.next_invocation_id();
+        self.invoke_as(tenant, agent, input, actor, invocation)
+            .await
+    }
+
+    /// [`Runtime::invoke`] under an invocation id the caller chose, from
+    /// [`Runtime::next_invocation_id`], so that the caller can find the
+    /// invocation's events in the tenant's audit log (the daemon's run id).
+    ///
+    /// # Errors
+    ///
+    /// As [`Runtime::invoke`].
+    ///
+    /// # Panics
+    ///
+    /// Panics when called outside a tokio runtime.
+    pub async fn invoke_as(
+        &self,
+        tenant: &TenantId,
+        agent: &Agent,
+        input: &[u8],
+        actor: &str,
+        invocation: String,
+    ) -> Result<Vec<u8>, InvokeError> {
         warden_host_api::scope::validate_actor(actor).map_err(InvokeError::Actor)?;
         let state = self.tenants.get(tenant)?;
         let log = &state.log;
@@ -587,7 +728,7 @@ impl Runtime {
             agent: agent.manifest.name.clone(),
             component_digest: agent.component_digest,
             grant_digest: agent.manifest.grant_digest,
-            invocation: self.next_invocation_id(),
+            invocation,
             actor: actor.to_owned(),
         });
         let started = Instant::now();
@@ -622,7 +763,8 @@ impl Runtime {
             Err(
                 e @ (InvokeError::Busy { .. }
                 | InvokeError::InputTooLarge { .. }
-                | InvokeError::NotAllowed { .. }),
+                | InvokeError::NotAllowed { .. }
+                | InvokeError::Secret(_)),
             ) => (Outcome::Refused, Some(e.to_string()), None),
             Err(e) => (Outcome::Trap, Some(e.to_string()), None),
         };
@@ -650,6 +792,15 @@ impl Runtime {
     ) -> Result<Vec<u8>, InvokeError> {
         let log = &state.log;
         let tenant = &scope.tenant;
+        // The tenant's own values of the granted secrets, read from its own
+        // store: a grant naming a secret the tenant lacks (or another
+        // tenant's) stops here, before the guest exists. The finish event
+        // records why.
+        let secrets = if agent.secrets_grant.is_empty() {
+            Arc::new(TenantSecrets::default())
+        } else {
+            Arc::new(self.secrets.load_granted(tenant, &agent.secrets_grant)?)
+        };
         // Refused before instantiation: an oversized input never reaches the
         // guest's memory.
         if input.len() as u64 > limits.max_input_bytes {
@@ -687,7 +838,9 @@ impl Runtime {
         };
 
         let txn = self.records()?.begin(tenant);
-        let end = self.run(log, scope, agent, input, limits, &txn).await?;
+        let end = self
+            .run(log, scope, agent, input, limits, &txn, secrets)
+            .await?;
         match end {
             RunEnd::Output(output) => {
                 // The events of every write are already on disk (each append
@@ -753,6 +906,10 @@ impl Runtime {
     }
 
     /// Step 3 to 5: one store, one run of the guest.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is one piece of the invocation's state, owned elsewhere"
+    )]
     async fn run(
         &self,
         log: &Arc<AuditLog>,
@@ -761,6 +918,7 @@ impl Runtime {
         input: &[u8],
         limits: &TenantLimits,
         txn: &Transaction,
+        secrets: Arc<TenantSecrets>,
     ) -> Result<RunEnd, InvokeError> {
         // The granted keys' values, read once: bounded by the number of
         // keys a grant may name and the size of a value.
@@ -796,14 +954,26 @@ impl Runtime {
                 Arc::clone(log) as Arc<dyn warden_host_api::audit::AuditSink>,
                 limits.agent_limits(),
             )
-            .with_config(Arc::clone(&agent.config_grant), config_values),
+            .with_config(Arc::clone(&agent.config_grant), config_values)
+            .with_approver(
+                Arc::clone(&self.approver),
+                Instant::now() + limits.wall_timeout,
+            ),
             http: HttpCtx::new(
                 Arc::clone(scope),
                 Arc::clone(&agent.http_grant),
                 Arc::clone(&self.resolver),
                 Arc::clone(log) as Arc<dyn warden_host_api::audit::AuditSink>,
-                HttpLimits::default(),
+                limits.http_limits(),
                 Instant::now() + limits.wall_timeout,
+                Arc::clone(&secrets),
+                Arc::clone(&self.tls),
+            ),
+            secrets: SecretsCtx::new(
+                Arc::clone(scope),
+                Arc::clone(&agent.secrets_grant),
+                secrets,
+                Arc::clone(log) as Arc<dyn warden_host_api::audit::AuditSink>,
             ),
             limiter: TenantLimiter::new(*limits),
             cpu_start: Duration::ZERO,
@@ -999,7 +1169,9 @@ impl Runtime {
         Ok(full)
     }
 
-    fn next_invocation_id(&self) -> String {
+    /// A new invocation id, unique in this process and unlikely to repeat
+    /// across processes: the time, the process id and a counter.
+    pub fn next_invocation_id(&self) -> String {
         let n = self.invocations.fetch_add(1, Ordering::Relaxed);
         let ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -103,6 +103,17 @@ fn describe(seq: u64, e: &Value) -> String {
             b["first_seq"],
             b["last_seq"]
         ),
+        "secret-changed" => format!(
+            "secret {} of {} {} by {}",
+            bs("name"),
+            s("tenant"),
+            if bs("action") == "remove" {
+                "removed"
+            } else {
+                "set"
+            },
+            s("actor")
+        ),
         "audit-read" => format!(
             "{} {} of {} by {}",
             bs("action"),
@@ -127,6 +138,19 @@ fn describe(seq: u64, e: &Value) -> String {
                 digest("before_grant_digest"),
                 digest("after_grant_digest"),
                 bs("change")
+        "control-request" => {
+            let status = b
+                .get("status")
+                .and_then(Value::as_u64)
+                .map_or_else(String::new, |s| format!(" {s}"));
+            format!(
+                "{} {} by {} ({}): {}{status} {}",
+                bs("operation"),
+                bs("resource"),
+                s("actor"),
+                bs("role"),
+                bs("decision"),
+                bs("outcome")
             )
         }
         other => format!("{other} event"),

@@ -19,14 +19,14 @@ use crate::harness::Env;
 
 /// A tiny HTTP/1.1 server on an ephemeral loopback port. `/redirect`
 /// answers 302 to `http://evil.test/steal`; anything else 200 `hello`.
-struct Server {
-    port: u16,
+pub(crate) struct Server {
+    pub(crate) port: u16,
     connections: Arc<AtomicUsize>,
-    requests: Arc<Mutex<Vec<String>>>,
+    pub(crate) requests: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let connections = Arc::new(AtomicUsize::new(0));
@@ -47,7 +47,7 @@ impl Server {
         }
     }
 
-    fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }
 }
@@ -358,8 +358,27 @@ async fn bad_requests_get_an_error_for_that_request_alone_and_are_audited() {
         responses.iter().any(|r| r["error"]
             .as_str()
             .unwrap_or("")
-            .contains("max_request_body_bytes")),
+            .contains("max_http_request_body_bytes")),
         "{responses:?}"
+    );
+    // The header wasi:http refused while the guest built it is one event.
+    let refused: Vec<Value> = t
+        .env
+        .events("acme")
+        .into_iter()
+        .filter(|e| e["body"]["interface"] == "wasi:http/types")
+        .map(|e| e["body"].clone())
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["function"], "fields.append");
+    assert_eq!(refused[0]["resource"], "x-note");
+    assert_eq!(refused[0]["decision"], "deny");
+    assert!(
+        refused[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("control character"),
+        "{refused:?}"
     );
     assert!(t.env.verify("acme").status.success());
 }

@@ -7,6 +7,10 @@ mod bad_input;
 mod config;
 mod contain;
 mod crash;
+mod daemon;
+mod daemon_approvals;
+mod daemon_authz;
+mod daemon_client;
 mod egress;
 mod fields;
 mod harness;
@@ -15,7 +19,9 @@ mod isolation;
 mod limits;
 mod regression;
 mod rollback;
+mod secrets;
 mod tamper;
+mod tls;
 
 /// Every guest under `tests/guests/` must be used by a host test or a
 /// benchmark: a guest nobody runs is a scenario nobody checks.

@@ -17,6 +17,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("vendor-sync", "VENDOR_SYNC", "vendor_sync.wasm"),
     ("guest-probe", "PROBE", "guest_probe.wasm"),
     ("guest-egress", "EGRESS", "guest_egress.wasm"),
+    ("guest-secrets", "SECRETS", "guest_secrets.wasm"),
     (
         "guest-bench-trivial",
         "BENCH_TRIVIAL",
@@ -29,6 +30,8 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ),
     ("guest-spin", "SPIN", "guest_spin.wasm"),
     ("guest-sleep", "SLEEP", "guest_sleep.wasm"),
+    ("guest-pause", "PAUSE", "guest_pause.wasm"),
+    ("guest-approval", "APPROVAL", "guest_approval.wasm"),
     ("guest-memory-hog", "MEMORY_HOG", "guest_memory_hog.wasm"),
     ("guest-recurse", "RECURSE", "guest_recurse.wasm"),
     (

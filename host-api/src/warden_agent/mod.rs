@@ -1,5 +1,5 @@
-//! Host side of the `warden:agent` package: `records`, `decisions` and
-//! `config`.
+//! Host side of the `warden:agent` package: `records`, `decisions`,
+//! `config`, `approvals` and `secrets`.
 //!
 //! [`AgentCtx`] is the per-instance state these interfaces need: the
 //! invocation's [`InstanceScope`], the agent's [`RecordsGrant`], a
@@ -15,11 +15,16 @@
 //! backend answers and before the guest sees the value, so that the event can
 //! carry the digest of what was read; writes record theirs before the backend
 //! is touched.
+//!
+//! `secrets` has state of its own, [`SecretsCtx`], lent out through
+//! [`SecretsView`] and linked by [`add_secrets_to_linker`].
 
+pub mod approver;
 mod host;
 pub mod scope;
+mod secrets;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use wasmtime::component::{HasData, Linker};
 
@@ -28,7 +33,9 @@ use crate::{
     error::StoreError,
     scope::{InstanceScope, TenantId},
 };
+pub use approver::{ApprovalAnswer, ApprovalRequest, Approver, NoApprover};
 pub use scope::{Access, PrefixGrant, RecordsGrant, config::ConfigGrant};
+pub use secrets::{DEFAULT_MAX_SECRET_READS, SecretsCtx, SecretsView, add_secrets_to_linker};
 
 /// Generated bindings for the `agent` world.
 #[expect(
@@ -180,6 +187,9 @@ pub struct AgentCtx {
     limit_hits: std::collections::BTreeMap<&'static str, u32>,
     config_grant: Arc<ConfigGrant>,
     config_values: std::collections::BTreeMap<String, String>,
+    approver: Arc<dyn Approver>,
+    deadline: Instant,
+    approvals: u32,
 }
 
 impl std::fmt::Debug for AgentCtx {
@@ -213,6 +223,9 @@ impl AgentCtx {
             limit_hits: Default::default(),
             config_grant: Arc::default(),
             config_values: Default::default(),
+            approver: Arc::new(NoApprover),
+            deadline: Instant::now(),
+            approvals: 0,
         }
     }
 
@@ -228,6 +241,15 @@ impl AgentCtx {
     ) -> Self {
         self.config_grant = grant;
         self.config_values = values;
+        self
+    }
+
+    /// Lets `approvals.request` ask `approver`, waiting at most until
+    /// `deadline` (the invocation's wall-clock deadline). Without it every
+    /// request is answered "not permitted".
+    pub fn with_approver(mut self, approver: Arc<dyn Approver>, deadline: Instant) -> Self {
+        self.approver = approver;
+        self.deadline = deadline;
         self
     }
 
@@ -260,7 +282,8 @@ impl HasData for HasAgent {
     type Data<'a> = &'a mut AgentCtx;
 }
 
-/// Adds the `warden:agent` imports (`records`, `decisions`, `config`) to
+/// Adds the `warden:agent` imports (`records`, `decisions`, `config`,
+/// `approvals`) to
 /// `linker`.
 ///
 /// # Scope
@@ -276,5 +299,6 @@ pub fn add_to_linker<T: AgentView + 'static>(linker: &mut Linker<T>) -> wasmtime
     bindings::warden::agent::records::add_to_linker::<T, HasAgent>(linker, T::agent_ctx)?;
     bindings::warden::agent::decisions::add_to_linker::<T, HasAgent>(linker, T::agent_ctx)?;
     bindings::warden::agent::config::add_to_linker::<T, HasAgent>(linker, T::agent_ctx)?;
+    bindings::warden::agent::approvals::add_to_linker::<T, HasAgent>(linker, T::agent_ctx)?;
     Ok(())
 }

@@ -139,7 +139,7 @@ impl Body for ResponseBody {
                     if self.received > self.max_bytes {
                         let max = self.max_bytes;
                         self.close(Some(format!(
-                            "response body exceeds max_response_body_bytes ({max})"
+                            "response body exceeds max_http_response_body_bytes ({max})"
                         )));
                         return Poll::Ready(Some(Err(Error::HttpResponseBodySize(Some(max)))));
                     }

@@ -9,7 +9,7 @@ use std::{
     time::Instant,
 };
 
-use http::uri::Scheme as UriScheme;
+use http::{HeaderMap, HeaderName, HeaderValue, uri::Scheme as UriScheme};
 use http_body_util::BodyExt;
 use tokio::net::TcpStream;
 use tracing::debug_span;
@@ -21,8 +21,9 @@ use super::{
     scope::{EgressRule, Host, Refusal, Scheme, Target, canonical_ip, check_address, redact_query},
 };
 use crate::{
-    audit::{self, AuditSink, Blame, Decision, EventBody, bounded_resource},
+    audit::{self, AuditSink, Blame, Decision, EventBody, HeaderInjection, bounded_resource},
     scope::InstanceScope,
+    secrets::TenantSecrets,
 };
 
 /// What [`WasiHttpHooks::send_request`] returns.
@@ -52,6 +53,10 @@ struct Shared {
     audit: Arc<dyn AuditSink>,
     limits: HttpLimits,
     deadline: Instant,
+    /// The tenant's values of the secrets the grant's headers use.
+    secrets: Arc<TenantSecrets>,
+    /// The client configuration of https requests.
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl fmt::Debug for EgressHooks {
@@ -64,11 +69,69 @@ impl fmt::Debug for EgressHooks {
     }
 }
 
+/// Checks and records refusals of `fields` calls that add headers; see the
+/// `fields` module.
+pub(super) struct HeaderGuard {
+    shared: Arc<Shared>,
+}
+
+impl HeaderGuard {
+    /// Why adding `adding` (headers, bytes) to fields already holding
+    /// `count` headers of `bytes` would pass the limits, if it would.
+    pub(super) fn over_limits(
+        &self,
+        count: usize,
+        bytes: usize,
+        adding: (usize, usize),
+    ) -> Option<String> {
+        let limits = &self.shared.limits;
+        let count = count.saturating_add(adding.0);
+        let bytes = bytes.saturating_add(adding.1);
+        if count > limits.max_header_count {
+            Some(format!(
+                "{count} headers exceed max_http_header_count ({})",
+                limits.max_header_count
+            ))
+        } else if bytes > limits.max_header_bytes {
+            Some(format!(
+                "{bytes} bytes of headers exceed max_http_header_bytes ({})",
+                limits.max_header_bytes
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// Records that `fields.<function>` refused header `name`; an audit
+    /// failure traps (fail closed).
+    pub(super) fn refuse(
+        &self,
+        function: &str,
+        name: &str,
+        reason: String,
+    ) -> wasmtime::Result<()> {
+        let shared = &self.shared;
+        tracing::debug!(tenant = %shared.scope.tenant, reason = %reason, "http header refused");
+        let body = EventBody::HostCall {
+            interface: "wasi:http/types".to_owned(),
+            function: format!("fields.{function}"),
+            resource: bounded_resource(name),
+            decision: Decision::Deny,
+            reason,
+            blame: Some(Blame::Guest),
+            value_digest: None,
+            old_value_digest: None,
+        };
+        audit::emit(&*shared.audit, &shared.scope, body).map_err(wasmtime::Error::new)
+    }
+}
+
 /// A decision on one request, ready to be recorded.
 struct Decided {
     method: String,
     url: String,
     address: Option<IpAddr>,
+    injected: Vec<HeaderInjection>,
 }
 
 impl Shared {
@@ -88,6 +151,7 @@ impl Shared {
             decision,
             reason,
             blame,
+            injected: d.injected.clone(),
         };
         audit::emit(&*self.audit, &self.scope, body).map_err(|e| {
             tracing::error!(tenant = %self.scope.tenant, error = %e, "cannot record an http request");
@@ -106,6 +170,10 @@ impl Shared {
 }
 
 impl EgressHooks {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is one piece of the instance's egress state, owned elsewhere"
+    )]
     pub(super) fn new(
         scope: Arc<InstanceScope>,
         grant: Arc<HttpGrant>,
@@ -113,6 +181,8 @@ impl EgressHooks {
         audit: Arc<dyn AuditSink>,
         limits: HttpLimits,
         deadline: Instant,
+        secrets: Arc<TenantSecrets>,
+        tls: Arc<rustls::ClientConfig>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -122,6 +192,8 @@ impl EgressHooks {
                 audit,
                 limits,
                 deadline,
+                secrets,
+                tls,
             }),
             requests: 0,
         }
@@ -129,6 +201,12 @@ impl EgressHooks {
 
     pub(super) fn requests(&self) -> u32 {
         self.requests
+    }
+
+    pub(super) fn header_guard(&self) -> HeaderGuard {
+        HeaderGuard {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// The checks that need no I/O: the request cap, headers, the target's
@@ -144,7 +222,7 @@ impl EgressHooks {
         self.requests = self.requests.saturating_add(1);
         if self.requests > limits.max_requests {
             let reason = format!(
-                "requests per invocation exceed max_requests ({})",
+                "requests per invocation exceed max_http_requests ({})",
                 limits.max_requests
             );
             return Err(shared.refuse(decided, reason, Error::ConnectionLimitReached));
@@ -157,8 +235,8 @@ impl EgressHooks {
             .sum();
         if headers.len() > limits.max_header_count || header_bytes > limits.max_header_bytes {
             let reason = format!(
-                "headers ({} of {header_bytes} bytes) exceed max_header_count ({}) or \
-                 max_header_bytes ({})",
+                "headers ({} of {header_bytes} bytes) exceed max_http_header_count ({}) or \
+                 max_http_header_bytes ({})",
                 headers.len(),
                 limits.max_header_count,
                 limits.max_header_bytes
@@ -188,7 +266,7 @@ impl EgressHooks {
             .is_some_and(|n| n > limits.max_request_body_bytes);
         if too_long {
             let max = limits.max_request_body_bytes;
-            let reason = format!("request body exceeds max_request_body_bytes ({max})");
+            let reason = format!("request body exceeds max_http_request_body_bytes ({max})");
             return Err(shared.refuse(decided, reason, Error::HttpRequestBodySize(Some(max))));
         }
 
@@ -212,17 +290,6 @@ impl EgressHooks {
                 shared.refuse(decided, refusal.to_string(), Error::HttpRequestDenied)
             })?
             .clone();
-        if target.scheme == Scheme::Https {
-            // TODO: egress over TLS is not built yet: warden sends requests
-            // itself (to connect to the address it checked) and has no TLS
-            // client yet. Until then a granted https request is refused with
-            // this reason in the audit trail and `configuration-error` for
-            // the guest.
-            let reason = "https egress is not available in this build of warden".to_owned();
-            tracing::warn!(tenant = %shared.scope.tenant, "https egress requested but not built");
-            shared.record(decided, Decision::Deny, reason, Some(Blame::Host))?;
-            return Err(Error::ConfigurationError);
-        }
         Ok((rule, target))
     }
 }
@@ -264,6 +331,7 @@ impl WasiHttpHooks for EgressHooks {
             method: request.method().as_str().to_owned(),
             url: spelled_url(request.uri()),
             address: None,
+            injected: Vec::new(),
         };
         let (rule, target) = match self.check(&request, &decided) {
             Ok(allowed) => allowed,
@@ -313,6 +381,16 @@ impl WasiHttpHooks for EgressHooks {
             let address = canonical_ip(addresses[0]);
             decided.url = target.redacted_url();
             decided.address = Some(address);
+            // Secrets go in only now, after every check passed, so that a
+            // refused request never carried them anywhere.
+            let injected = match inject_headers(&shared, &rule, request.headers(), &mut decided) {
+                Ok(injected) => injected,
+                Err((reason, code)) => {
+                    tracing::warn!(tenant = %shared.scope.tenant, "egress header cannot be made");
+                    shared.record(&decided, Decision::Deny, reason, Some(Blame::Host))?;
+                    return Err(code);
+                }
+            };
             let reason = format!(
                 "granted by {}://{}:{}",
                 rule.scheme.as_str(),
@@ -329,7 +407,8 @@ impl WasiHttpHooks for EgressHooks {
                 started,
                 sent: Arc::clone(&sent),
             };
-            let exchange = exchange(request, &target, address, &limits, sent);
+            let tls = (target.scheme == Scheme::Https).then(|| Arc::clone(&shared.tls));
+            let exchange = exchange(request, &target, address, &limits, sent, injected, tls);
             let (response, conn) = match tokio::time::timeout_at(deadline, exchange).await {
                 Ok(Ok(done)) => done,
                 Ok(Err((code, why))) => {
@@ -350,7 +429,8 @@ impl WasiHttpHooks for EgressHooks {
             let status = response.status().as_u16();
             if headers.len() > limits.max_header_count || header_bytes > limits.max_header_bytes {
                 let why = format!(
-                    "response headers exceed max_header_count ({}) or max_header_bytes ({})",
+                    "response headers exceed max_http_header_count ({}) or \
+                     max_http_header_bytes ({})",
                     limits.max_header_count, limits.max_header_bytes
                 );
                 closing.record(Some(status), Some(why), 0);
@@ -374,6 +454,16 @@ impl WasiHttpHooks for EgressHooks {
     }
 }
 
+/// The response head with the future that drives the connection, or the
+/// guest's code and the reason for the audit trail.
+type Exchanged = Result<
+    (
+        http::Response<hyper::body::Incoming>,
+        Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ),
+    (Error, String),
+>;
+
 /// Connects to `address`, sends `request` rewritten for `target`, and
 /// returns the response head with the future that drives the connection.
 /// Errors carry the guest's code and the reason for the audit trail.
@@ -383,13 +473,9 @@ async fn exchange(
     address: IpAddr,
     limits: &HttpLimits,
     sent: Arc<AtomicU64>,
-) -> Result<
-    (
-        http::Response<hyper::body::Incoming>,
-        Box<dyn Future<Output = Result<(), Error>> + Send>,
-    ),
-    (Error, String),
-> {
+    injected: Vec<(HeaderName, HeaderValue)>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Exchanged {
     let stream = TcpStream::connect(SocketAddr::new(address, target.port))
         .await
         .map_err(|e| {
@@ -398,7 +484,46 @@ async fn exchange(
                 format!("connect failed: {}", e.kind()),
             )
         })?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    match tls {
+        None => {
+            send(
+                TokioIo::new(stream),
+                request,
+                target,
+                limits,
+                sent,
+                injected,
+            )
+            .await
+        }
+        Some(config) => {
+            let stream = super::tls::connect(config, target, stream).await?;
+            send(
+                TokioIo::new(stream),
+                request,
+                target,
+                limits,
+                sent,
+                injected,
+            )
+            .await
+        }
+    }
+}
+
+/// Sends `request` rewritten for `target` over the connection `io`.
+async fn send<I>(
+    io: I,
+    request: http::Request<WasiBody>,
+    target: &Target,
+    limits: &HttpLimits,
+    sent: Arc<AtomicU64>,
+    injected: Vec<(HeaderName, HeaderValue)>,
+) -> Exchanged
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
         .map_err(|e| (Error::HttpProtocolError, format!("handshake failed: {e}")))?;
 
@@ -418,6 +543,10 @@ async fn exchange(
         )
     })?;
     parts.headers.insert(http::header::HOST, host);
+    // `insert` drops every value of the name the guest had set.
+    for (name, value) in injected {
+        parts.headers.insert(name, value);
+    }
     let body = RequestBody {
         inner: body,
         sent: Arc::clone(&sent),
@@ -447,7 +576,7 @@ async fn exchange(
         if sent.load(std::sync::atomic::Ordering::Relaxed) > max {
             (
                 Error::HttpRequestBodySize(Some(max)),
-                format!("request body exceeds max_request_body_bytes ({max})"),
+                format!("request body exceeds max_http_request_body_bytes ({max})"),
             )
         } else {
             (Error::HttpProtocolError, format!("request failed: {e}"))
@@ -460,4 +589,52 @@ async fn exchange(
         Ok(())
     });
     Ok((response, io))
+}
+
+/// The headers `rule` adds, secrets filled in and marked sensitive (hyper
+/// then keeps them out of its debug output), noted in `decided` for the
+/// audit event by header and secret names. The error carries the reason to
+/// record, which names secrets and headers but never a value, and the code
+/// for the guest.
+fn inject_headers(
+    shared: &Shared,
+    rule: &EgressRule,
+    guest_headers: &HeaderMap,
+    decided: &mut Decided,
+) -> Result<Vec<(HeaderName, HeaderValue)>, (String, Error)> {
+    let mut out = Vec::with_capacity(rule.headers.len());
+    for header in &rule.headers {
+        let secrets: Vec<String> = header.secrets().map(str::to_owned).collect();
+        let name = HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| {
+            let reason = format!(
+                "granted header name {} does not parse; this is a warden bug, please report it",
+                header.name
+            );
+            (reason, Error::InternalError(None))
+        })?;
+        let bytes = header.render(&shared.secrets).map_err(|missing| {
+            let reason = format!(
+                "secret {missing} for header {} is not loaded for this invocation",
+                header.name
+            );
+            (reason, Error::ConfigurationError)
+        })?;
+        let mut value = HeaderValue::from_bytes(&bytes).map_err(|_| {
+            let reason = format!(
+                "header {} made from secrets {} holds a character a header value cannot carry; \
+                 set the secret again without control characters",
+                header.name,
+                secrets.join(", ")
+            );
+            (reason, Error::ConfigurationError)
+        })?;
+        value.set_sensitive(true);
+        decided.injected.push(HeaderInjection {
+            header: header.name.clone(),
+            secrets,
+            replaced: guest_headers.contains_key(&name),
+        });
+        out.push((name, value));
+    }
+    Ok(out)
 }

@@ -13,8 +13,12 @@
 //! 2. canonicalises the target and decides it against the grant
 //!    ([`scope`]), before any DNS lookup;
 //! 3. resolves the name once and checks every address it got;
-//! 4. records the decision, naming the address, in the audit stream;
-//! 5. connects to that checked address (no second lookup), sends the
+//! 4. adds the headers the matching rule grants, with the tenant's secrets
+//!    filled in ([`inject`]), and records the decision, naming the address
+//!    and the added headers by name, in the audit stream;
+//! 5. connects to that checked address (no second lookup), for `https`
+//!    runs TLS over it verifying the canonical host's certificate
+//!    ([`tls`]), sends the
 //!    request with the canonical `Host`, and does not follow redirects: the
 //!    guest sees the 3xx, and a follow-up is a new request, checked anew;
 //! 6. records how the exchange ended (status, bytes, duration).
@@ -27,8 +31,11 @@
 //! [`InstanceScope`]: crate::scope::InstanceScope
 
 mod body;
+mod fields;
 mod host;
+pub mod inject;
 pub mod scope;
+pub mod tls;
 
 use std::{
     fmt,
@@ -43,8 +50,10 @@ use std::{
 use wasmtime::component::{Linker, ResourceTable};
 pub use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::{audit::AuditSink, scope::InstanceScope};
+use crate::{audit::AuditSink, scope::InstanceScope, secrets::TenantSecrets};
+pub use inject::InjectedHeader;
 pub use scope::{EgressRule, HttpGrant};
+pub use tls::{TlsRootError, client_config};
 
 /// Default cap on the request body one request may send: 1 MiB.
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u64 = 1024 * 1024;
@@ -148,7 +157,13 @@ impl fmt::Debug for HttpCtx {
 
 impl HttpCtx {
     /// State for one instance running under `scope` with `grant`, whose
-    /// invocation must end by `deadline`.
+    /// invocation must end by `deadline`; `secrets` holds the tenant's
+    /// values of the secrets the grant's headers use, and `tls` is the
+    /// client configuration of https requests (see [`client_config`]).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is one piece of the instance's egress state, owned elsewhere"
+    )]
     pub fn new(
         scope: Arc<InstanceScope>,
         grant: Arc<HttpGrant>,
@@ -156,6 +171,8 @@ impl HttpCtx {
         audit: Arc<dyn AuditSink>,
         limits: HttpLimits,
         deadline: Instant,
+        secrets: Arc<TenantSecrets>,
+        tls: Arc<rustls::ClientConfig>,
     ) -> Self {
         let mut wasi = WasiHttpCtx::new();
         // wasmtime-wasi-http counts the in-memory size of a fields resource,
@@ -164,7 +181,9 @@ impl HttpCtx {
         wasi.set_field_size_limit(limits.max_header_bytes.saturating_mul(4));
         Self {
             wasi,
-            hooks: host::EgressHooks::new(scope, grant, resolver, audit, limits, deadline),
+            hooks: host::EgressHooks::new(
+                scope, grant, resolver, audit, limits, deadline, secrets, tls,
+            ),
         }
     }
 
@@ -181,6 +200,17 @@ impl HttpCtx {
     pub fn requests(&self) -> u32 {
         self.hooks.requests()
     }
+
+    fn header_guard(&self) -> host::HeaderGuard {
+        self.hooks.header_guard()
+    }
+}
+
+/// Implemented by a store's data type to lend out its [`HttpCtx`], besides
+/// the view `wasmtime-wasi-http` works on.
+pub trait HttpView: WasiHttpView {
+    /// The instance's egress state.
+    fn http_ctx(&mut self) -> &mut HttpCtx;
 }
 
 /// Adds `wasi:http/types` and `wasi:http/outgoing-handler` to `linker`.
@@ -190,11 +220,14 @@ impl HttpCtx {
 /// Every request sent through `outgoing-handler.handle` is checked against
 /// the [`HttpGrant`] and the [`HttpLimits`] of the instance's [`HttpCtx`]
 /// and recorded in the audit stream: one event for the decision, one more
-/// for how an allowed exchange ended.
+/// for how an allowed exchange ended. Adding a header to `fields` is
+/// checked against the header limits, and a header refused there (limits,
+/// syntax, a forbidden or immutable field) is one audit event too.
 ///
 /// # Errors
 ///
 /// Fails when the linker already defines these imports.
-pub fn add_to_linker<T: WasiHttpView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+pub fn add_to_linker<T: HttpView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    fields::add_to_linker(linker)
 }

@@ -26,6 +26,8 @@ use std::{
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::inject::{HeaderGrantError, InjectedHeader, parse_headers};
+
 /// Longest authority (host and port) accepted from a guest, in bytes. DNS
 /// names stop at 253 bytes; the rest leaves room for a port and brackets.
 pub const MAX_AUTHORITY_BYTES: usize = 270;
@@ -131,6 +133,12 @@ pub struct EgressRule {
     pub path_prefix: Option<String>,
     /// When set, the upper-case methods allowed; `None` allows any method.
     pub methods: Option<Vec<String>>,
+    /// Headers the host adds to every request this rule allows, secrets
+    /// filled in, replacing any of the same name the guest set. Left out of
+    /// the serialized grant when empty, so that older grants keep their
+    /// digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<InjectedHeader>,
 }
 
 /// The HTTP egress part of an agent's grant. An empty grant allows nothing.
@@ -175,6 +183,9 @@ pub enum GrantError {
     /// An empty methods list.
     #[error("methods is empty, which would allow nothing; list methods or leave it out")]
     NoMethods,
+    /// A `headers` entry is not valid.
+    #[error("{0}")]
+    Headers(HeaderGrantError),
 }
 
 impl GrantError {
@@ -186,6 +197,7 @@ impl GrantError {
             Self::Port => "port",
             Self::PathPrefix(_) => "path_prefix",
             Self::Method(_) | Self::NoMethods => "methods",
+            Self::Headers(_) => "headers",
         }
     }
 }
@@ -495,7 +507,24 @@ impl EgressRule {
             port: port.unwrap_or(scheme.default_port()),
             path_prefix,
             methods,
+            headers: Vec::new(),
         })
+    }
+
+    /// The rule with `headers` (name, value template) added to the
+    /// requests it allows; see the `inject` module for the template form.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`GrantError::Headers`] naming the header that is wrong.
+    pub fn with_headers(mut self, headers: &[(String, String)]) -> Result<Self, GrantError> {
+        self.headers = parse_headers(headers).map_err(GrantError::Headers)?;
+        Ok(self)
+    }
+
+    /// The names of the secrets this rule's headers use.
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        self.headers.iter().flat_map(InjectedHeader::secrets)
     }
 
     fn covers_host(&self, host: &Host) -> bool {

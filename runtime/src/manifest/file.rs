@@ -29,6 +29,8 @@ pub(super) struct GrantsFile {
     /// Names of the config values the agent may read.
     #[serde(default)]
     pub(super) config: Vec<String>,
+    #[serde(default)]
+    pub(super) secrets: Vec<SecretGrantFile>,
 }
 
 /// One `[[grants.records]]` entry.
@@ -56,6 +58,21 @@ pub(super) struct HttpGrantFile {
     pub(super) path_prefix: Option<String>,
     /// Methods allowed; any method when absent.
     pub(super) methods: Option<Vec<String>>,
+    /// Headers the host adds to the requests this entry allows: name to
+    /// value template, where `{{secret:NAME}}` stands for a granted secret.
+    #[serde(default)]
+    pub(super) headers: std::collections::BTreeMap<String, String>,
+}
+
+/// One `[[grants.secrets]]` entry: a tenant secret the agent may use.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SecretGrantFile {
+    /// The secret's name in the tenant's store.
+    pub(super) name: String,
+    /// Whether the guest may read the value; default `false`.
+    #[serde(default)]
+    pub(super) reveal: bool,
 }
 
 /// Parses `text`; the error is one line naming the offending entry.

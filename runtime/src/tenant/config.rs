@@ -146,12 +146,41 @@ impl TenantConfig {
                 defaults.max_write_bytes,
             ),
             max_fuel: int("max_fuel", l.max_fuel, defaults.max_fuel),
+            max_http_request_body_bytes: int(
+                "max_http_request_body_bytes",
+                l.max_http_request_body_bytes,
+                defaults.max_http_request_body_bytes,
+            ),
+            max_http_response_body_bytes: int(
+                "max_http_response_body_bytes",
+                l.max_http_response_body_bytes,
+                defaults.max_http_response_body_bytes,
+            ),
+            max_http_header_count: int(
+                "max_http_header_count",
+                l.max_http_header_count,
+                defaults.max_http_header_count,
+            ),
+            max_http_header_bytes: int(
+                "max_http_header_bytes",
+                l.max_http_header_bytes,
+                defaults.max_http_header_bytes,
+            ),
+            http_request_timeout: defaults.http_request_timeout,
+            max_http_requests: int(
+                "max_http_requests",
+                l.max_http_requests,
+                defaults.max_http_requests,
+            ),
         };
         if let Some(text) = &l.cpu_timeout {
             limits.cpu_timeout = duration("cpu_timeout", text)?;
         }
         if let Some(text) = &l.wall_timeout {
             limits.wall_timeout = duration("wall_timeout", text)?;
+        }
+        if let Some(text) = &l.http_request_timeout {
+            limits.http_request_timeout = duration("http_request_timeout", text)?;
         }
         limits.validate(ceilings).map_err(|mut e: LimitError| {
             if let Some((_, v)) = negative.iter().find(|(f, _)| *f == e.field) {
@@ -228,6 +257,18 @@ mod tests {
                 "unknown field `max_memroy_bytes`",
             ),
             ("[limitz]\n", "unknown field `limitz`"),
+            (
+                "[limits]\nmax_http_header_count = 0\n",
+                "limits.max_http_header_count is 0; allowed range is 1 to 1000",
+            ),
+            (
+                "[limits]\nmax_http_requests = -1\n",
+                "limits.max_http_requests is -1; allowed range is 0 to 100000",
+            ),
+            (
+                "[limits]\nhttp_request_timeout = \"2h\"\n",
+                "limits.http_request_timeout is 2h; allowed range is 10ms to 1h",
+            ),
         ];
         for (text, want) in cases {
             let err = parse(text).unwrap_err();

@@ -1,8 +1,8 @@
 //! The data type of one invocation's store.
 
 use warden_host_api::{
-    warden_agent::{AgentCtx, AgentView},
-    wasi_http::{HttpCtx, WasiHttpCtxView, WasiHttpView},
+    warden_agent::{AgentCtx, AgentView, SecretsCtx, SecretsView},
+    wasi_http::{HttpCtx, HttpView, WasiHttpCtxView, WasiHttpView},
 };
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -18,6 +18,7 @@ pub struct InstanceState {
     pub(crate) table: ResourceTable,
     pub(crate) agent: AgentCtx,
     pub(crate) http: HttpCtx,
+    pub(crate) secrets: SecretsCtx,
     pub(crate) limiter: TenantLimiter,
     /// CPU time of the invocation's thread when the run started.
     pub(crate) cpu_start: std::time::Duration,
@@ -46,6 +47,18 @@ impl WasiView for InstanceState {
 impl AgentView for InstanceState {
     fn agent_ctx(&mut self) -> &mut AgentCtx {
         &mut self.agent
+    }
+}
+
+impl SecretsView for InstanceState {
+    fn secrets_ctx(&mut self) -> &mut SecretsCtx {
+        &mut self.secrets
+    }
+}
+
+impl HttpView for InstanceState {
+    fn http_ctx(&mut self) -> &mut HttpCtx {
+        &mut self.http
     }
 }
 

@@ -7,7 +7,13 @@
 use std::time::Duration;
 
 use thiserror::Error;
-use warden_host_api::warden_agent::AgentLimits;
+use warden_host_api::{
+    warden_agent::AgentLimits,
+    wasi_http::{
+        DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADER_COUNT, DEFAULT_MAX_REQUEST_BODY_BYTES,
+        DEFAULT_MAX_REQUESTS, DEFAULT_MAX_RESPONSE_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT, HttpLimits,
+    },
+};
 
 /// Default linear memory per instance: 64 MiB.
 pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
@@ -100,6 +106,24 @@ pub struct TenantLimits {
     /// (`RuntimeBuilder::fuel_metering`); the epoch-based `cpu_timeout`
     /// applies either way. Default [`DEFAULT_MAX_FUEL`].
     pub max_fuel: u64,
+    /// Largest `wasi:http` request body, in bytes. Default
+    /// [`DEFAULT_MAX_REQUEST_BODY_BYTES`] (1 MiB).
+    pub max_http_request_body_bytes: u64,
+    /// Largest `wasi:http` response body the guest may read, in bytes.
+    /// Default [`DEFAULT_MAX_RESPONSE_BODY_BYTES`] (4 MiB).
+    pub max_http_response_body_bytes: u64,
+    /// Most headers on one request or response. Default
+    /// [`DEFAULT_MAX_HEADER_COUNT`] (64).
+    pub max_http_header_count: u64,
+    /// Most bytes of header names and values on one request or response.
+    /// Default [`DEFAULT_MAX_HEADER_BYTES`] (16 KiB).
+    pub max_http_header_bytes: u64,
+    /// Longest time one request may take; the invocation's `wall_timeout`
+    /// cuts it shorter. Default [`DEFAULT_REQUEST_TIMEOUT`] (10 s).
+    pub http_request_timeout: Duration,
+    /// Most `wasi:http` requests per invocation, refused ones included.
+    /// Default [`DEFAULT_MAX_REQUESTS`] (32).
+    pub max_http_requests: u64,
 }
 
 impl Default for TenantLimits {
@@ -120,6 +144,12 @@ impl Default for TenantLimits {
             max_stored_bytes: DEFAULT_MAX_STORED_BYTES,
             max_write_bytes: DEFAULT_MAX_WRITE_BYTES,
             max_fuel: DEFAULT_MAX_FUEL,
+            max_http_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
+            max_http_response_body_bytes: DEFAULT_MAX_RESPONSE_BODY_BYTES,
+            max_http_header_count: DEFAULT_MAX_HEADER_COUNT as u64,
+            max_http_header_bytes: DEFAULT_MAX_HEADER_BYTES as u64,
+            http_request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_http_requests: u64::from(DEFAULT_MAX_REQUESTS),
         }
     }
 }
@@ -224,7 +254,41 @@ impl TenantLimits {
         check("max_stored_bytes", self.max_stored_bytes, 1024, 1 << 50)?;
         check("max_write_bytes", self.max_write_bytes, 1024, 1 << 30)?;
         check("max_fuel", self.max_fuel, 1000, 1 << 62)?;
+        check(
+            "max_http_request_body_bytes",
+            self.max_http_request_body_bytes,
+            0,
+            1 << 30,
+        )?;
+        check(
+            "max_http_response_body_bytes",
+            self.max_http_response_body_bytes,
+            0,
+            1 << 30,
+        )?;
+        check("max_http_header_count", self.max_http_header_count, 1, 1000)?;
+        check("max_http_header_bytes", self.max_http_header_bytes, 64, MIB)?;
+        check_duration(
+            "http_request_timeout",
+            self.http_request_timeout,
+            tick,
+            hour,
+        )?;
+        check("max_http_requests", self.max_http_requests, 0, 100_000)?;
         Ok(())
+    }
+
+    /// The limits host-api enforces on `wasi:http` requests.
+    pub fn http_limits(&self) -> HttpLimits {
+        let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        HttpLimits {
+            max_request_body_bytes: self.max_http_request_body_bytes,
+            max_response_body_bytes: self.max_http_response_body_bytes,
+            max_header_count: size(self.max_http_header_count),
+            max_header_bytes: size(self.max_http_header_bytes),
+            request_timeout: self.http_request_timeout,
+            max_requests: u32::try_from(self.max_http_requests).unwrap_or(u32::MAX),
+        }
     }
 
     /// The limits host-api enforces on `warden:agent` calls.

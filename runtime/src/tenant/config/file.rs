@@ -40,6 +40,12 @@ pub(super) struct LimitsFile {
     pub(super) max_stored_bytes: Option<i64>,
     pub(super) max_write_bytes: Option<i64>,
     pub(super) max_fuel: Option<i64>,
+    pub(super) max_http_request_body_bytes: Option<i64>,
+    pub(super) max_http_response_body_bytes: Option<i64>,
+    pub(super) max_http_header_count: Option<i64>,
+    pub(super) max_http_header_bytes: Option<i64>,
+    pub(super) http_request_timeout: Option<String>,
+    pub(super) max_http_requests: Option<i64>,
 }
 
 pub(super) fn parse(text: &str) -> Result<TenantFile, String> {
