@@ -6,6 +6,7 @@ mod bad_input;
 mod contain;
 mod crash;
 mod egress;
+mod files;
 mod harness;
 mod invoice;
 mod isolation;
