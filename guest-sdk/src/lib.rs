@@ -9,6 +9,8 @@
 //!   under the key prefixes the manifest grants;
 //! - [`decisions`]: record what the agent decided and why, for the audit
 //!   trail;
+//! - [`approvals`]: ask a person to approve an action and wait for the
+//!   answer.
 //! - [`secrets`]: read a secret whose grant says `reveal = true`; other
 //!   granted secrets the host uses on the agent's behalf (egress headers).
 //!
@@ -58,6 +60,7 @@
 )]
 pub mod bindings;
 
+pub mod approvals;
 pub mod decisions;
 pub mod records;
 pub mod secrets;

@@ -275,6 +275,51 @@ pub enum EventBody {
         /// Which part: a sequence number, a time range, or `all`.
         range: String,
     },
+    /// The agent asked a person to approve an action
+    /// (`warden:agent/approvals`), recorded before anyone is asked.
+    ApprovalRequested {
+        /// The request's id, which the answer's event repeats.
+        request: String,
+        /// What the agent is about to do, as it wrote it.
+        action: String,
+        /// Why, as it wrote it.
+        detail: String,
+    },
+    /// How an approval request was answered, recorded before the agent
+    /// sees the answer.
+    ApprovalDecided {
+        /// The request's id, as in its [`EventBody::ApprovalRequested`].
+        request: String,
+        /// `approved`, `denied`, `no-answer` (the deadline passed) or
+        /// `unavailable` (nobody could be asked).
+        answer: String,
+        /// Who answered, for `approved` and `denied`.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        approver: Option<String>,
+        /// The approver's reason, or why nobody answered.
+        reason: String,
+    },
+    /// An operator's request to the control plane (the daemon's API or a
+    /// `warden token` command) and how it ended. Recorded in the
+    /// control-plane stream; the event's `tenant` is the tenant acted on
+    /// and its `actor` the caller named by the token or `--actor`.
+    ControlRequest {
+        /// The caller's role: `platform-admin`, `tenant-admin`, `auditor`,
+        /// `invoker`, or `operator` for a command run on the host.
+        role: String,
+        /// What was asked, for example `agents.deploy` or `tokens.revoke`.
+        operation: String,
+        /// The object acted on (an agent, a run, a token id); empty when
+        /// the operation names none.
+        resource: String,
+        /// Whether the caller's role allowed the operation.
+        decision: Decision,
+        /// `ok`, or the one-line error the caller was given.
+        outcome: String,
+        /// The HTTP status answered, for a request to the daemon.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        status: Option<u16>,
+    },
     /// An operator changed one of a tenant's secrets. Recorded in the
     /// control-plane stream, with the tenant in the event's `tenant` field,
     /// before the change is made. Names only: neither the value nor a

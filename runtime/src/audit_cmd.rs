@@ -14,8 +14,8 @@ use std::{
 
 use anyhow::{Context, bail};
 use warden_runtime::audit::{
-    AuditLogs, AuditOptions, Checkpoint, PublicKey, StreamId, VerifyOptions,
-    export::{export, verify_export},
+    AuditLogs, AuditOptions, Checkpoint, PublicKey, StreamId, VerifyOptions, VerifyReport,
+    export::{ExportReport, export, verify_export},
     proof::{StoredTree, prove_consistency, prove_inclusion},
     retention::format_period,
     stream::MARKER_FILE,
@@ -33,8 +33,7 @@ pub(crate) fn dispatch(data_dir: &Path, command: AuditCommand) -> anyhow::Result
             actor,
         } => {
             let stream = stream.stream()?;
-            require_log(data_dir, &stream)?;
-            logs.record_read(&stream, &actor.name(), "show", "all")?;
+            record_show(&logs, &stream, &actor.name(), "all")?;
             show::show(data_dir, &stream, json)
         }
         AuditCommand::Verify {
@@ -55,34 +54,12 @@ pub(crate) fn dispatch(data_dir: &Path, command: AuditCommand) -> anyhow::Result
                 public_key,
                 trusted,
             };
-            if stream.dir(data_dir).join(MARKER_FILE).exists() {
-                logs.record_read(&stream, &actor.name(), "verify", "all")?;
-            }
-            let report = verify(data_dir, &stream, &options)?;
-            let mut line = format!(
-                "audit log of {stream} verified: {} events, root {}",
-                report.events,
-                hex::encode(report.root)
-            );
-            if report.checkpoints > 0 {
-                line += &format!(
-                    ", {} checkpoints signed by key {} (latest covers {} events)",
-                    report.checkpoints, report.key_id, report.signed_size
-                );
-            }
-            if let Some(size) = report.extends {
-                line += &format!(", extends the given checkpoint of {size} events");
-            }
-            if report.removed > 0 {
-                line += &format!(", events 1..{} removed by retention", report.removed);
-            }
-            println!("{line}");
+            let report = verify_stream(&logs, &stream, &options, &actor.name())?;
+            println!("{}", describe_report(&stream, &report));
             Ok(())
         }
         AuditCommand::Checkpoint { stream } => {
-            let stream = stream.stream()?;
-            require_log(data_dir, &stream)?;
-            let checkpoint = logs.open(&stream)?.checkpoint()?;
+            let checkpoint = checkpoint(&logs, &stream.stream()?)?;
             println!("{}", serde_json::to_string(&checkpoint)?);
             Ok(())
         }
@@ -92,27 +69,13 @@ pub(crate) fn dispatch(data_dir: &Path, command: AuditCommand) -> anyhow::Result
             old_size,
             actor,
         } => {
-            let stream = stream.stream()?;
-            require_log(data_dir, &stream)?;
-            let range = match (event, old_size) {
-                (Some(seq), _) => format!("event {seq}"),
-                (None, Some(n)) => format!("events 1..{n}"),
+            let of = match (event, old_size) {
+                (Some(seq), _) => ProofOf::Event(seq),
+                (None, Some(n)) => ProofOf::OldSize(n),
                 (None, None) => bail!("give --event SEQ or --old-size N"),
             };
-            logs.record_read(&stream, &actor.name(), "prove", &range)?;
-            let checkpoint = logs.open(&stream)?.checkpoint()?;
-            let key = *logs.signer()?.public_key();
-            let tree = StoredTree::load(data_dir, &stream, &key)?;
-            let text = match (event, old_size) {
-                (Some(seq), _) => {
-                    serde_json::to_string_pretty(&prove_inclusion(&tree, &checkpoint, seq)?)?
-                }
-                (None, Some(n)) => {
-                    serde_json::to_string_pretty(&prove_consistency(&tree, &checkpoint, n)?)?
-                }
-                (None, None) => bail!("give --event SEQ or --old-size N"),
-            };
-            println!("{text}");
+            let proof = prove(&logs, &stream.stream()?, of, &actor.name())?;
+            println!("{}", serde_json::to_string_pretty(&proof)?);
             Ok(())
         }
         AuditCommand::Export {
@@ -128,33 +91,8 @@ pub(crate) fn dispatch(data_dir: &Path, command: AuditCommand) -> anyhow::Result
                 Some(u) => parse_time("--until", u)?,
                 None => now_ms(),
             };
-            if until_ms < since_ms {
-                bail!("--until is before --since; give a range that moves forward in time");
-            }
-            require_log(data_dir, &stream)?;
-            // Refused before the read is recorded: nothing is read.
-            if std::fs::read_dir(&output).is_ok_and(|mut d| d.next().is_some()) {
-                bail!(
-                    "export directory {} is not empty; give a new directory",
-                    output.display()
-                );
-            }
-            let range = format!(
-                "{}..{}",
-                humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(since_ms)),
-                humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(until_ms))
-            );
-            logs.record_read(&stream, &actor.name(), "export", &range)?;
-            let checkpoint = logs.open(&stream)?.checkpoint()?;
-            let key = *logs.signer()?.public_key();
-            let report = export(
-                data_dir,
-                &stream,
-                &key,
-                &checkpoint,
-                (since_ms, until_ms),
-                &output,
-            )?;
+            let report =
+                export_range(&logs, &stream, (since_ms, until_ms), &output, &actor.name())?;
             let events = match report.range {
                 Some((a, b)) => format!("{} events ({a}..{b})", report.events),
                 None => "no events".into(),
@@ -207,8 +145,140 @@ pub(crate) fn dispatch(data_dir: &Path, command: AuditCommand) -> anyhow::Result
     }
 }
 
+// The operations below are shared by the `warden audit` commands and the
+// daemon's `/v1/.../audit` endpoints: one implementation of each, so that a
+// read recorded from the command line and one recorded over the API look
+// the same in the control-plane stream.
+
+/// Checks that `stream` has a log and records in the control-plane stream
+/// that `actor` is about to read its events (`range` says which); the
+/// caller reads them afterwards.
+pub(crate) fn record_show(
+    logs: &AuditLogs,
+    stream: &StreamId,
+    actor: &str,
+    range: &str,
+) -> anyhow::Result<()> {
+    require_log(logs.data_dir(), stream)?;
+    logs.record_read(stream, actor, "show", range)?;
+    Ok(())
+}
+
+/// Verifies `stream`, recording the read first when the log exists.
+pub(crate) fn verify_stream(
+    logs: &AuditLogs,
+    stream: &StreamId,
+    options: &VerifyOptions,
+    actor: &str,
+) -> anyhow::Result<VerifyReport> {
+    if stream.dir(logs.data_dir()).join(MARKER_FILE).exists() {
+        logs.record_read(stream, actor, "verify", "all")?;
+    }
+    Ok(verify(logs.data_dir(), stream, options)?)
+}
+
+/// One line describing a verified log.
+pub(crate) fn describe_report(stream: &StreamId, report: &VerifyReport) -> String {
+    let mut line = format!(
+        "audit log of {stream} verified: {} events, root {}",
+        report.events,
+        hex::encode(report.root)
+    );
+    if report.checkpoints > 0 {
+        line += &format!(
+            ", {} checkpoints signed by key {} (latest covers {} events)",
+            report.checkpoints, report.key_id, report.signed_size
+        );
+    }
+    if let Some(size) = report.extends {
+        line += &format!(", extends the given checkpoint of {size} events");
+    }
+    if report.removed > 0 {
+        line += &format!(", events 1..{} removed by retention", report.removed);
+    }
+    line
+}
+
+/// A signed checkpoint of everything `stream` holds, signing a new one
+/// unless the latest covers every event.
+pub(crate) fn checkpoint(logs: &AuditLogs, stream: &StreamId) -> anyhow::Result<Checkpoint> {
+    require_log(logs.data_dir(), stream)?;
+    Ok(logs.open(stream)?.checkpoint()?)
+}
+
+/// What a proof is about.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ProofOf {
+    /// The inclusion of the event with this sequence number.
+    Event(u64),
+    /// The consistency of the tree of the first N events with the latest.
+    OldSize(u64),
+}
+
+/// An inclusion or consistency proof against the latest checkpoint, as
+/// JSON; the read is recorded first.
+pub(crate) fn prove(
+    logs: &AuditLogs,
+    stream: &StreamId,
+    of: ProofOf,
+    actor: &str,
+) -> anyhow::Result<serde_json::Value> {
+    require_log(logs.data_dir(), stream)?;
+    let range = match of {
+        ProofOf::Event(seq) => format!("event {seq}"),
+        ProofOf::OldSize(n) => format!("events 1..{n}"),
+    };
+    logs.record_read(stream, actor, "prove", &range)?;
+    let checkpoint = logs.open(stream)?.checkpoint()?;
+    let key = *logs.signer()?.public_key();
+    let tree = StoredTree::load(logs.data_dir(), stream, &key)?;
+    Ok(match of {
+        ProofOf::Event(seq) => serde_json::to_value(prove_inclusion(&tree, &checkpoint, seq)?)?,
+        ProofOf::OldSize(n) => serde_json::to_value(prove_consistency(&tree, &checkpoint, n)?)?,
+    })
+}
+
+/// Exports the events of `stream` in `(since_ms, until_ms)` with their
+/// checkpoint and proofs into the new directory `output`; the read is
+/// recorded first, and refused before that when `output` is not empty.
+pub(crate) fn export_range(
+    logs: &AuditLogs,
+    stream: &StreamId,
+    (since_ms, until_ms): (u64, u64),
+    output: &Path,
+    actor: &str,
+) -> anyhow::Result<ExportReport> {
+    if until_ms < since_ms {
+        bail!("--until is before --since; give a range that moves forward in time");
+    }
+    require_log(logs.data_dir(), stream)?;
+    // Refused before the read is recorded: nothing is read.
+    if std::fs::read_dir(output).is_ok_and(|mut d| d.next().is_some()) {
+        bail!(
+            "export directory {} is not empty; give a new directory",
+            output.display()
+        );
+    }
+    let range = format!(
+        "{}..{}",
+        humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(since_ms)),
+        humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(until_ms))
+    );
+    logs.record_read(stream, actor, "export", &range)?;
+    let checkpoint = logs.open(stream)?.checkpoint()?;
+    let key = *logs.signer()?.public_key();
+    Ok(export(
+        logs.data_dir(),
+        stream,
+        &key,
+        &checkpoint,
+        (since_ms, until_ms),
+        output,
+    )?)
+}
+
 /// Fails unless `stream` has a warden log under `data_dir`.
-fn require_log(data_dir: &Path, stream: &StreamId) -> anyhow::Result<()> {
+pub(crate) fn require_log(data_dir: &Path, stream: &StreamId) -> anyhow::Result<()> {
     let dir: PathBuf = stream.dir(data_dir);
     if !dir.exists() {
         bail!(
@@ -225,14 +295,14 @@ fn require_log(data_dir: &Path, stream: &StreamId) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// An RFC 3339 time, a date (midnight UTC), or an age before now.
-fn parse_time(flag: &str, text: &str) -> anyhow::Result<u64> {
+pub(crate) fn parse_time(flag: &str, text: &str) -> anyhow::Result<u64> {
     let ms = |t: SystemTime| {
         t.duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

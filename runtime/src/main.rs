@@ -16,8 +16,11 @@ use warden_runtime::{
 };
 
 mod audit_cmd;
+mod daemon;
+mod prompt;
 mod secrets_cmd;
 mod show;
+mod token_cmd;
 
 /// Run AI agents as WebAssembly components, one tenant at a time, with every
 /// capability call checked and audited.
@@ -67,11 +70,63 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Run the operator daemon: the authenticated HTTP API.
+    ///
+    /// Stops on SIGINT or SIGTERM: running requests get the shutdown
+    /// deadline to finish, then every audit stream gets a final signed
+    /// checkpoint.
+    Serve {
+        /// The daemon's config file (TOML: listen, data_dir,
+        /// shutdown_deadline, max_body_bytes, max_runs); defaults for all
+        /// when absent.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Create, list and revoke the daemon's API tokens.
+    ///
+    /// Works while the daemon is stopped (it holds the control-plane
+    /// audit log while it runs); use /v1/tokens then.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Print the daemon API's OpenAPI description.
+    Openapi,
     /// Manage a tenant's secrets; values are read from stdin only.
     Secrets {
         #[command(subcommand)]
         command: secrets_cmd::SecretsCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a token and print its secret, which is shown only this once.
+    Create {
+        /// The actor the token names in every audit event. The change
+        /// itself is recorded as made by the OS user.
+        #[arg(long)]
+        actor: String,
+        /// platform-admin, tenant-admin, auditor or invoker.
+        #[arg(long)]
+        role: String,
+        /// The tenant of a tenant-admin, invoker or one-tenant auditor.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// How long it works, for example `30days`; until revoked when
+        /// absent.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<Duration>,
+    },
+    /// Revoke a token by id; it stays listed.
+    Revoke {
+        /// The token id (from `warden token list`).
+        id: String,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+    /// List tokens, without their secrets.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,7 +260,7 @@ impl StreamArgs {
 /// Who is acting, for the control-plane stream.
 #[derive(Debug, clap::Args)]
 struct ActorArg {
-    /// Who is reading, for the control-plane audit stream; defaults to the
+    /// Who is acting, for the control-plane audit stream; defaults to the
     /// OS user.
     #[arg(long)]
     actor: Option<String>,
@@ -228,13 +283,19 @@ impl ActorArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A one-shot command reports its outcome in one line of its own; logs
-    // below error level are for RUST_LOG to ask for.
+    // below error level are for RUST_LOG to ask for. The daemon logs its
+    // lifecycle at info.
+    let default_level = if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "error"
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .init();
     match dispatch(cli) {
@@ -270,6 +331,25 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             audit_cmd::dispatch(&cli.data_dir, command)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve { config } => {
+            let config = match config {
+                Some(path) => daemon::config::ServeConfig::load(&path)?,
+                None => daemon::config::ServeConfig::default(),
+            };
+            let data_dir = config.data_dir.clone().unwrap_or(cli.data_dir);
+            daemon::serve(&config, &data_dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { command } => {
+            token_cmd::dispatch(&cli.data_dir, command)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Openapi => {
+            std::io::stdout()
+                .write_all(daemon::openapi::json().as_bytes())
+                .context("cannot write to stdout")?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Secrets { command } => {
             secrets_cmd::dispatch(&cli.data_dir, command)?;
             Ok(ExitCode::SUCCESS)
@@ -301,7 +381,11 @@ fn run(
     // bound only keeps a huge file from being read into memory at all.
     let input = read_input(input, limits::MAX_INPUT_BYTES_CEILING)?;
     let mut builder = Runtime::builder(data_dir);
-    builder.fuel_metering(fuel);
+    builder
+        .fuel_metering(fuel)
+        .approver(std::sync::Arc::new(prompt::TerminalApprover {
+            operator: actor.clone(),
+        }));
     if let Some(path) = tls_roots {
         let pem = warden_runtime::toml_file::read_bounded(path, MAX_CONFIG_FILE_BYTES)
             .with_context(|| format!("cannot read --tls-roots {}", path.display()))?;

@@ -28,7 +28,7 @@ use warden_host_api::{
     scope::{Digest, InstanceScope, TenantId},
     secrets::TenantSecrets,
     warden_agent::{
-        self, AgentCtx, SecretsCtx,
+        self, AgentCtx, Approver, NoApprover, SecretsCtx,
         bindings::{AgentPre, exports::warden::agent::handler},
     },
     wasi_filesystem::{self, FilesCtx},
@@ -43,7 +43,8 @@ use wasmtime_wasi::{WasiCtxBuilder, p2::pipe::MemoryOutputPipe};
 use crate::{
     agent::{Agent, LoadError, check_preamble, one_line},
     audit::{
-        AuditLog, AuditLogError, AuditOptions, StreamId, VerifyError, VerifyOptions, VerifyReport,
+        AuditLog, AuditLogError, AuditLogs, AuditOptions, StreamId, VerifyError, VerifyOptions,
+        VerifyReport,
     },
     engine::{DEFAULT_POOL_INSTANCES, EngineSettings, EpochTicker, build_engine},
     manifest::Manifest,
@@ -78,6 +79,7 @@ pub struct RuntimeBuilder {
     ceilings: Ceilings,
     fuel: bool,
     resolver: Arc<dyn Resolver>,
+    approver: Arc<dyn Approver>,
     tls_roots_pem: Vec<u8>,
 }
 
@@ -92,6 +94,8 @@ impl RuntimeBuilder {
     /// - audit: [`AuditOptions::default`] (each event synced before the call
     ///   it records goes ahead, checkpoints every 60 s, no retention);
     /// - resolver for `wasi:http` egress: [`SystemResolver`];
+    /// - approver for `warden:agent/approvals`: [`NoApprover`], which
+    ///   answers every request "not permitted";
     /// - roots https egress trusts: the Mozilla roots of webpki-roots, no
     ///   others (see [`RuntimeBuilder::tls_root_certificates`]);
     /// - pool: [`DEFAULT_POOL_INSTANCES`] live instances, each slot sized for
@@ -111,6 +115,7 @@ impl RuntimeBuilder {
             },
             fuel: false,
             resolver: Arc::new(SystemResolver),
+            approver: Arc::new(NoApprover),
             tls_roots_pem: Vec::new(),
         }
     }
@@ -124,6 +129,14 @@ impl RuntimeBuilder {
     pub fn tls_root_certificates(&mut self, pem: &[u8]) -> &mut Self {
         self.tls_roots_pem.extend_from_slice(pem);
         self.tls_roots_pem.push(b'\n');
+        self
+    }
+
+    /// Sets who answers agents' approval requests: a person at a terminal,
+    /// or the daemon's approval queue. The approver never waits past an
+    /// invocation's wall-clock deadline.
+    pub fn approver(&mut self, approver: Arc<dyn Approver>) -> &mut Self {
+        self.approver = approver;
         self
     }
 
@@ -213,6 +226,7 @@ impl RuntimeBuilder {
             durability: self.audit.durability,
             fuel: self.fuel,
             resolver: Arc::clone(&self.resolver),
+            approver: Arc::clone(&self.approver),
             tls,
             invocations: AtomicU64::new(0),
             limit_hits: Mutex::new(BTreeMap::new()),
@@ -365,6 +379,7 @@ pub struct Runtime {
     durability: AuditDurability,
     fuel: bool,
     resolver: Arc<dyn Resolver>,
+    approver: Arc<dyn Approver>,
     tls: Arc<rustls::ClientConfig>,
     invocations: AtomicU64,
     limit_hits: Mutex<BTreeMap<(TenantId, &'static str), u64>>,
@@ -479,6 +494,24 @@ impl Runtime {
         config: TenantConfig,
     ) -> Result<(), TenantError> {
         self.tenants.configure(tenant, config)
+    }
+
+    /// The audit streams of the data directory, shared with every
+    /// invocation: the control-plane stream and the tenants' logs are
+    /// opened once per process, since a second handle on a stream's files
+    /// would be refused by their lock.
+    pub fn audit_logs(&self) -> &AuditLogs {
+        self.tenants.audit_logs()
+    }
+
+    /// Parses and validates the text of a tenant configuration file with
+    /// this runtime's defaults and ceilings, without writing anything.
+    ///
+    /// # Errors
+    ///
+    /// Returns a one-line message naming the field that is wrong.
+    pub fn parse_tenant_config(&self, text: &str) -> Result<TenantConfig, String> {
+        TenantConfig::parse(text, &self.tenants.defaults(), &self.tenants.ceilings())
     }
 
     /// The secret store of this runtime's data directory, for listing.
@@ -606,6 +639,30 @@ impl Runtime {
         input: &[u8],
         actor: &str,
     ) -> Result<Vec<u8>, InvokeError> {
+        let invocation = self.next_invocation_id();
+        self.invoke_as(tenant, agent, input, actor, invocation)
+            .await
+    }
+
+    /// [`Runtime::invoke`] under an invocation id the caller chose, from
+    /// [`Runtime::next_invocation_id`], so that the caller can find the
+    /// invocation's events in the tenant's audit log (the daemon's run id).
+    ///
+    /// # Errors
+    ///
+    /// As [`Runtime::invoke`].
+    ///
+    /// # Panics
+    ///
+    /// Panics when called outside a tokio runtime.
+    pub async fn invoke_as(
+        &self,
+        tenant: &TenantId,
+        agent: &Agent,
+        input: &[u8],
+        actor: &str,
+        invocation: String,
+    ) -> Result<Vec<u8>, InvokeError> {
         warden_host_api::scope::validate_actor(actor).map_err(InvokeError::Actor)?;
         let state = self.tenants.get(tenant)?;
         let log = &state.log;
@@ -615,7 +672,7 @@ impl Runtime {
             agent: agent.manifest.name.clone(),
             component_digest: agent.component_digest,
             grant_digest: agent.manifest.grant_digest,
-            invocation: self.next_invocation_id(),
+            invocation,
             actor: actor.to_owned(),
         });
         let started = Instant::now();
@@ -823,6 +880,10 @@ impl Runtime {
                 Box::new(txn.clone()),
                 Arc::clone(log) as Arc<dyn warden_host_api::audit::AuditSink>,
                 limits.agent_limits(),
+            )
+            .with_approver(
+                Arc::clone(&self.approver),
+                Instant::now() + limits.wall_timeout,
             ),
             http: HttpCtx::new(
                 Arc::clone(scope),
@@ -1043,7 +1104,9 @@ impl Runtime {
         Ok(full)
     }
 
-    fn next_invocation_id(&self) -> String {
+    /// A new invocation id, unique in this process and unlikely to repeat
+    /// across processes: the time, the process id and a counter.
+    pub fn next_invocation_id(&self) -> String {
         let n = self.invocations.fetch_add(1, Ordering::Relaxed);
         let ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -34,7 +34,7 @@
 use std::{
     fs::{self, DirBuilder, OpenOptions},
     io::{Read, Write},
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
+    os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
     time::SystemTime,
 };
@@ -167,6 +167,29 @@ impl SecretStore {
         self.root.join(tenant.as_str())
     }
 
+    /// Checks the store's directory and `tenant`'s before anything is read
+    /// from them: each must be a real directory (not a link to another
+    /// tenant's, or elsewhere) that only its owner may enter. Returns
+    /// `false` when either does not exist, that is, the tenant has no
+    /// secrets.
+    fn check_dirs(&self, tenant: &TenantId) -> Result<bool, SecretError> {
+        for dir in [self.root.clone(), self.tenant_dir(tenant)] {
+            let meta = match fs::symlink_metadata(&dir) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(source) => return Err(SecretError::Io { path: dir, source }),
+            };
+            if !meta.is_dir() {
+                return Err(SecretError::NotASecret { path: dir });
+            }
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(SecretError::Permissions { path: dir, mode });
+            }
+        }
+        Ok(true)
+    }
+
     /// Sets `tenant`'s secret `name` to `value`, creating or replacing it,
     /// on behalf of `actor`.
     ///
@@ -271,6 +294,9 @@ impl SecretStore {
     /// Fails when the tenant's directory cannot be read.
     pub fn list(&self, tenant: &TenantId) -> Result<Vec<SecretInfo>, SecretError> {
         let dir = self.tenant_dir(tenant);
+        if !self.check_dirs(tenant)? {
+            return Ok(Vec::new());
+        }
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -309,6 +335,9 @@ impl SecretStore {
     /// plain file of at most [`MAX_SECRET_VALUE_BYTES`], or a read error.
     pub fn get(&self, tenant: &TenantId, name: &str) -> Result<Option<SecretValue>, SecretError> {
         validate_secret_name(name).map_err(SecretError::Name)?;
+        if !self.check_dirs(tenant)? {
+            return Ok(None);
+        }
         let path = self.tenant_dir(tenant).join(name);
         // symlink_metadata: a link planted in the store is refused rather
         // than followed to a file elsewhere.
@@ -317,7 +346,9 @@ impl SecretStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(SecretError::Io { path, source }),
         };
-        if !meta.is_file() || meta.len() > MAX_SECRET_VALUE_BYTES as u64 {
+        // A second name for the file (a hard link from another tenant's
+        // directory, or from anywhere else) is not something `set` writes.
+        if !meta.is_file() || meta.nlink() != 1 || meta.len() > MAX_SECRET_VALUE_BYTES as u64 {
             return Err(SecretError::NotASecret { path });
         }
         let mode = meta.permissions().mode() & 0o777;
@@ -328,6 +359,15 @@ impl SecretStore {
             path: path.clone(),
             source,
         })?;
+        // The file opened must be the one just checked: a link swapped in
+        // between the check and the open would lead to another inode.
+        let opened = file.metadata().map_err(|source| SecretError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if (opened.dev(), opened.ino()) != (meta.dev(), meta.ino()) {
+            return Err(SecretError::NotASecret { path });
+        }
         // Room for the whole value up front: a buffer that grew would leave
         // copies of the first bytes behind, outside the zeroed one.
         let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_SECRET_VALUE_BYTES + 1));
@@ -519,6 +559,43 @@ mod tests {
         let err = store.get(&acme, "k").unwrap_err().to_string();
         assert!(err.contains("mode 644"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn linked_or_open_store_entries_are_refused_rather_than_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = AuditLogs::new(dir.path(), AuditOptions::default());
+        let store = SecretStore::new(dir.path());
+        let acme = TenantId::new("acme").unwrap();
+        let globex = TenantId::new("globex").unwrap();
+        store
+            .set(&logs, "op", &globex, "pay", &value(b"globex-key"))
+            .unwrap();
+        let secrets = dir.path().join("secrets");
+
+        // acme's directory is a link to globex's: nothing is read through
+        // it, by name or by listing.
+        std::os::unix::fs::symlink(secrets.join("globex"), secrets.join("acme")).unwrap();
+        let err = store.get(&acme, "pay").unwrap_err().to_string();
+        assert!(err.contains("not a secret file"), "{err}");
+        assert!(store.list(&acme).is_err());
+        fs::remove_file(secrets.join("acme")).unwrap();
+
+        // A hard link to globex's file inside acme's directory.
+        store
+            .set(&logs, "op", &acme, "other", &value(b"acme-key"))
+            .unwrap();
+        fs::hard_link(secrets.join("globex/pay"), secrets.join("acme/pay")).unwrap();
+        let err = store.get(&acme, "pay").unwrap_err().to_string();
+        assert!(err.contains("not a secret file"), "{err}");
+        assert!(!err.contains("globex-key"), "{err}");
+        fs::remove_file(secrets.join("acme/pay")).unwrap();
+
+        // A tenant directory others may enter.
+        fs::set_permissions(secrets.join("acme"), fs::Permissions::from_mode(0o777)).unwrap();
+        let err = store.get(&acme, "other").unwrap_err().to_string();
+        assert!(err.contains("mode 777"), "{err}");
+        assert!(store.list(&acme).is_err());
     }
 
     #[test]

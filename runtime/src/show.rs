@@ -121,6 +121,21 @@ fn describe(seq: u64, e: &Value) -> String {
             bs("stream"),
             s("actor")
         ),
+        "control-request" => {
+            let status = b
+                .get("status")
+                .and_then(Value::as_u64)
+                .map_or_else(String::new, |s| format!(" {s}"));
+            format!(
+                "{} {} by {} ({}): {}{status} {}",
+                bs("operation"),
+                bs("resource"),
+                s("actor"),
+                bs("role"),
+                bs("decision"),
+                bs("outcome")
+            )
+        }
         other => format!("{other} event"),
     };
     format!("#{seq} {time} {} {} {}", s("agent"), s("invocation"), what)

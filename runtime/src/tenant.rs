@@ -80,6 +80,21 @@ impl Tenants {
         }
     }
 
+    /// The audit streams every tenant's log is opened from.
+    pub(crate) fn audit_logs(&self) -> &AuditLogs {
+        &self.audit
+    }
+
+    /// Limits of tenants without a configuration file.
+    pub(crate) fn defaults(&self) -> TenantLimits {
+        self.defaults
+    }
+
+    /// The ceilings every tenant's limits are checked against.
+    pub(crate) fn ceilings(&self) -> Ceilings {
+        self.ceilings
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Arc<TenantState>>> {
         self.loaded.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -92,12 +107,6 @@ impl Tenants {
         }
         let config = TenantConfig::load(&self.data_dir, tenant, &self.defaults, &self.ceilings)?;
         self.insert(tenant, config)
-    }
-
-    /// The audit streams of the data directory, shared with the runtime's
-    /// control-plane actions.
-    pub(crate) fn audit_logs(&self) -> &AuditLogs {
-        &self.audit
     }
 
     /// `tenant`'s state if it is loaded.

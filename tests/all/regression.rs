@@ -60,6 +60,13 @@ fn a_bad_actor_is_refused_before_anything_runs() {
 #[test]
 fn a_guest_that_keeps_calling_past_the_cap_is_trapped() {
     let env = Env::new();
+    // A lower cap and a long wall clock: every call is synced to disk, and
+    // on a busy machine 10,000 syncs can outlast the default wall_timeout,
+    // which would end the run before the cap is reached.
+    env.tenant_config(
+        "acme",
+        "[limits]\nmax_host_calls = 1000\nwall_timeout = \"120s\"\n",
+    );
     let out = env.run(&env.probe(), "acme", "hammer 50000 a/x\n");
     assert_one_line_error(&out, "max_host_calls reached");
     let events = env.events("acme");

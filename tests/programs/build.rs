@@ -31,6 +31,8 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ),
     ("guest-spin", "SPIN", "guest_spin.wasm"),
     ("guest-sleep", "SLEEP", "guest_sleep.wasm"),
+    ("guest-pause", "PAUSE", "guest_pause.wasm"),
+    ("guest-approval", "APPROVAL", "guest_approval.wasm"),
     ("guest-memory-hog", "MEMORY_HOG", "guest_memory_hog.wasm"),
     ("guest-recurse", "RECURSE", "guest_recurse.wasm"),
     (

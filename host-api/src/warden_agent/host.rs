@@ -5,13 +5,17 @@ use tracing::debug_span;
 
 use super::{
     AgentCtx, REFUSALS_BEFORE_TRAP,
-    bindings::warden::agent::{decisions, records},
+    approver::{
+        ApprovalAnswer, ApprovalRequest, MAX_ACTION_BYTES, MAX_APPROVALS, MAX_DETAIL_BYTES,
+    },
+    bindings::warden::agent::{approvals, decisions, records},
     scope::{Need, canonical_prefix, validate_key},
 };
 use crate::audit::{self, Blame, Decision, EventBody, value_digest};
 
 const RECORDS: &str = "warden:agent/records";
 const DECISIONS: &str = "warden:agent/decisions";
+const APPROVALS: &str = "warden:agent/approvals";
 
 /// One scope decision, ready to be recorded.
 struct Call<'a> {
@@ -354,5 +358,102 @@ impl decisions::Host for AgentCtx {
         };
         audit::emit(&*self.audit, &self.scope, body).map_err(wasmtime::Error::new)?;
         Ok(Ok(()))
+    }
+}
+
+impl approvals::Host for AgentCtx {
+    fn request(
+        &mut self,
+        action: String,
+        detail: String,
+    ) -> wasmtime::Result<Result<approvals::Decision, approvals::Error>> {
+        let _span = debug_span!("approvals.request", tenant = %self.scope.tenant).entered();
+        let call = Call {
+            interface: APPROVALS,
+            function: "request",
+            resource: &action,
+        };
+        if let Err(reason) = self.count_call()? {
+            self.deny(&call, reason.clone())?;
+            return Ok(Err(approvals::Error::LimitReached(reason)));
+        }
+        self.approvals = self.approvals.saturating_add(1);
+        // Bounded before anything is recorded or shown to a person: the
+        // texts go to the audit trail and to an approver's screen.
+        let refusal = if self.approvals > MAX_APPROVALS {
+            Some(format!(
+                "approval requests exceed {MAX_APPROVALS} per invocation"
+            ))
+        } else if action.len() > MAX_ACTION_BYTES {
+            Some(format!("action is over {MAX_ACTION_BYTES} bytes"))
+        } else if detail.len() > MAX_DETAIL_BYTES {
+            Some(format!("detail is over {MAX_DETAIL_BYTES} bytes"))
+        } else if action.trim().is_empty() {
+            Some("action is empty; say what the agent is about to do".into())
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.hit("max_approvals");
+            self.deny(&call, reason.clone())?;
+            return Ok(Err(approvals::Error::LimitReached(reason)));
+        }
+
+        let request = ApprovalRequest {
+            id: format!("{}-a{}", self.scope.invocation, self.approvals),
+            tenant: self.scope.tenant.clone(),
+            invocation: self.scope.invocation.clone(),
+            agent: self.scope.agent.clone(),
+            actor: self.scope.actor.clone(),
+            action,
+            detail,
+            deadline: self.deadline,
+        };
+        let asked = EventBody::ApprovalRequested {
+            request: request.id.clone(),
+            action: request.action.clone(),
+            detail: request.detail.clone(),
+        };
+        audit::emit(&*self.audit, &self.scope, asked).map_err(wasmtime::Error::new)?;
+
+        let answer = self.approver.ask(&request);
+        let (word, approver, reason, result) = match answer {
+            ApprovalAnswer::Approved { approver } => (
+                "approved",
+                Some(approver),
+                String::new(),
+                Ok(approvals::Decision::Approved),
+            ),
+            ApprovalAnswer::Denied { approver, reason } => (
+                "denied",
+                Some(approver),
+                reason,
+                Ok(approvals::Decision::Denied),
+            ),
+            ApprovalAnswer::NoAnswer => {
+                let why = "nobody answered before the invocation's deadline".to_owned();
+                self.hit("approval_deadline");
+                (
+                    "no-answer",
+                    None,
+                    why.clone(),
+                    Err(approvals::Error::LimitReached(why)),
+                )
+            }
+            ApprovalAnswer::Unavailable(why) => (
+                "unavailable",
+                None,
+                why.clone(),
+                Err(approvals::Error::NotPermitted(why)),
+            ),
+        };
+        let decided = EventBody::ApprovalDecided {
+            request: request.id,
+            answer: word.to_owned(),
+            approver,
+            reason: audit::bounded(&reason, audit::MAX_TEXT_BYTES),
+        };
+        audit::emit(&*self.audit, &self.scope, decided).map_err(wasmtime::Error::new)?;
+        Ok(result)
     }
 }

@@ -1,5 +1,5 @@
 //! Host side of the `warden:agent` package: `records`, `decisions` and
-//! `secrets`.
+//! `approvals` and `secrets`.
 //!
 //! [`AgentCtx`] is the per-instance state these interfaces need: the
 //! invocation's [`InstanceScope`], the agent's [`RecordsGrant`], a
@@ -17,11 +17,12 @@
 //! `secrets` has state of its own, [`SecretsCtx`], lent out through
 //! [`SecretsView`] and linked by [`add_secrets_to_linker`].
 
+pub mod approver;
 mod host;
 pub mod scope;
 mod secrets;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use wasmtime::component::{HasData, Linker};
 
@@ -30,6 +31,7 @@ use crate::{
     error::StoreError,
     scope::{InstanceScope, TenantId},
 };
+pub use approver::{ApprovalAnswer, ApprovalRequest, Approver, NoApprover};
 pub use scope::{Access, PrefixGrant, RecordsGrant};
 pub use secrets::{DEFAULT_MAX_SECRET_READS, SecretsCtx, SecretsView, add_secrets_to_linker};
 
@@ -181,6 +183,9 @@ pub struct AgentCtx {
     host_calls: u32,
     decisions: u32,
     limit_hits: std::collections::BTreeMap<&'static str, u32>,
+    approver: Arc<dyn Approver>,
+    deadline: Instant,
+    approvals: u32,
 }
 
 impl std::fmt::Debug for AgentCtx {
@@ -212,7 +217,19 @@ impl AgentCtx {
             host_calls: 0,
             decisions: 0,
             limit_hits: Default::default(),
+            approver: Arc::new(NoApprover),
+            deadline: Instant::now(),
+            approvals: 0,
         }
+    }
+
+    /// Lets `approvals.request` ask `approver`, waiting at most until
+    /// `deadline` (the invocation's wall-clock deadline). Without it every
+    /// request is answered "not permitted".
+    pub fn with_approver(mut self, approver: Arc<dyn Approver>, deadline: Instant) -> Self {
+        self.approver = approver;
+        self.deadline = deadline;
+        self
     }
 
     /// The invocation's scope.
@@ -244,7 +261,8 @@ impl HasData for HasAgent {
     type Data<'a> = &'a mut AgentCtx;
 }
 
-/// Adds the `warden:agent` imports (`records`, `decisions`) to `linker`.
+/// Adds the `warden:agent` imports (`records`, `decisions`, `approvals`) to
+/// `linker`.
 ///
 /// # Scope
 ///
@@ -257,5 +275,6 @@ impl HasData for HasAgent {
 pub fn add_to_linker<T: AgentView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     bindings::warden::agent::records::add_to_linker::<T, HasAgent>(linker, T::agent_ctx)?;
     bindings::warden::agent::decisions::add_to_linker::<T, HasAgent>(linker, T::agent_ctx)?;
+    bindings::warden::agent::approvals::add_to_linker::<T, HasAgent>(linker, T::agent_ctx)?;
     Ok(())
 }

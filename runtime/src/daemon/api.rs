@@ -1,0 +1,436 @@
+//! The HTTP API: routes, authentication, the role check and the
+//! control-plane event every request leaves.
+//!
+//! Each `/v1` handler goes through [`guarded`]: it authenticates the bearer
+//! token (an [`Caller`] extractor, before the body is read), asks
+//! [`authorize`] whether the role may do the operation on the tenant named,
+//! checks that the tenant exists, runs the operation, and records one
+//! control-plane event with the decision and the outcome. Errors are JSON,
+//! `{"error": "..."}`, with one line naming the problem and the fix.
+//!
+//! The handlers live in one file per resource: `api/tenants.rs`,
+//! `api/agents.rs`, `api/runs.rs`, `api/approvals.rs`, `api/audit.rs`,
+//! `api/tokens.rs`.
+
+pub(crate) mod agents;
+pub(crate) mod approvals;
+pub(crate) mod audit;
+pub(crate) mod runs;
+pub(crate) mod tenants;
+pub(crate) mod tokens;
+
+use std::sync::{
+    Arc, OnceLock,
+    atomic::{AtomicBool, AtomicU64, Ordering},
+};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, FromRequestParts, State, rejection::BytesRejection},
+    http::{StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post},
+};
+use serde::{Serialize, de::DeserializeOwned};
+use warden_host_api::audit::Decision;
+use warden_runtime::{Runtime, TenantId, tenant::config::config_path};
+
+use super::{
+    agents::AgentStore,
+    approvals::Approvals,
+    control::{self, ControlRecord, DAEMON_COMPONENT},
+    metrics::Metrics,
+    roles::{Operation, Principal, Refusal, authorize},
+    runs::Runs,
+    tokens::{AuthError, TokenStore},
+};
+
+/// What every handler shares.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) tokens: TokenStore,
+    pub(crate) agents: AgentStore,
+    pub(crate) runs: Runs,
+    pub(crate) approvals: Arc<Approvals>,
+    pub(crate) metrics: Metrics,
+    /// False once shutdown began: `/readyz` then answers 503.
+    pub(crate) ready: AtomicBool,
+    requests: AtomicU64,
+}
+
+impl AppState {
+    /// State over `runtime`, with the token store opened.
+    pub(crate) fn new(
+        runtime: Arc<Runtime>,
+        approvals: Arc<Approvals>,
+        tokens: TokenStore,
+        max_runs: usize,
+    ) -> Self {
+        Self {
+            approvals,
+            agents: AgentStore::new(runtime.data_dir()),
+            runtime,
+            tokens,
+            runs: Runs::new(max_runs),
+            metrics: Metrics::new(),
+            ready: AtomicBool::new(true),
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    /// A request id for the control-plane event, unique in this process.
+    fn next_request_id(&self) -> String {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "req-{:x}-{:x}-{n}",
+            crate::audit_cmd::now_ms(),
+            std::process::id()
+        )
+    }
+
+    /// Whether `tenant` has been created (has a configuration file).
+    fn tenant_exists(&self, tenant: &TenantId) -> bool {
+        config_path(self.runtime.data_dir(), tenant).is_file()
+    }
+}
+
+/// The shared state as handlers receive it.
+pub(crate) type Shared = Arc<AppState>;
+
+/// An error answered as `{"error": message}` with `status`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
+}
+
+impl ApiError {
+    /// An error with any status.
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// 400: the request is malformed.
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 404: no such thing, or nothing the caller may see.
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// 422: well-formed but invalid content (a manifest, a component).
+    pub(crate) fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+
+    /// 500: the host failed.
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+}
+
+/// The JSON body of every error.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    /// One line naming the problem and, where the caller can, the fix.
+    pub(crate) error: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = warden_host_api::scope::printable(&self.message);
+        (self.status, Json(ErrorBody { error: message })).into_response()
+    }
+}
+
+/// A successful answer: a status and a JSON body.
+pub(crate) type Answer = (StatusCode, serde_json::Value);
+
+/// Serialises `value` as the answer's body.
+pub(crate) fn answer<T: Serialize>(status: StatusCode, value: &T) -> Result<Answer, ApiError> {
+    serde_json::to_value(value)
+        .map(|v| (status, v))
+        .map_err(|e| ApiError::internal(format!("cannot encode the answer: {e}")))
+}
+
+/// The caller, authenticated from the `Authorization: Bearer` header.
+#[derive(Debug)]
+pub(crate) struct Caller(pub(crate) Principal);
+
+impl FromRequestParts<Shared> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let result = match token {
+            None => Err(AuthError::Missing),
+            Some(token) => state.tokens.authenticate(token),
+        };
+        match result {
+            Ok(who) => Ok(Caller(who)),
+            Err(e) => {
+                // A token we made but that no longer works names an actor:
+                // its refusal is recorded. Requests with no token or a
+                // forged one are not, so that anyone who can reach the port
+                // cannot grow the audit log; they are counted instead.
+                if let AuthError::Revoked { id, actor } | AuthError::Expired { id, actor } = &e {
+                    let request = state.next_request_id();
+                    let outcome = e.to_string();
+                    let recorded = control::record(
+                        state.runtime.audit_logs(),
+                        &ControlRecord {
+                            component: DAEMON_COMPONENT,
+                            request: &request,
+                            tenant: None,
+                            actor,
+                            role: "unauthenticated",
+                            operation: "authenticate",
+                            resource: id,
+                            decision: Decision::Deny,
+                            outcome: &outcome,
+                            status: Some(401),
+                        },
+                    );
+                    if let Err(e) = recorded {
+                        tracing::error!(error = %e, "cannot record a refused token");
+                    }
+                }
+                state.metrics.denial(None, "authenticate");
+                Err(ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))
+            }
+        }
+    }
+}
+
+/// Parses a JSON request body, naming what is wrong with it.
+pub(crate) fn json_body<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let bytes = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "request body is over the daemon's max_body_bytes; send a smaller body or raise \
+                 max_body_bytes in the daemon config",
+            )
+        } else {
+            ApiError::new(
+                status,
+                format!("cannot read the request body: {}", rejection.body_text()),
+            )
+        }
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(format!(
+            "request body is not valid JSON for this endpoint: {e}; see /v1/openapi.json"
+        ))
+    })
+}
+
+/// Parses a tenant id from a path; an invalid one is a tenant that does
+/// not exist.
+pub(crate) fn tenant_id(text: &str) -> Result<TenantId, ApiError> {
+    TenantId::new(text).map_err(|e| ApiError::not_found(format!("no tenant {text:?}: {e}")))
+}
+
+/// What a guarded request does, for the check and the record.
+#[derive(Debug)]
+pub(crate) struct Request<'a> {
+    /// The role question asked.
+    pub(crate) op: Operation,
+    /// The name recorded, for example `agents.deploy`.
+    pub(crate) name: &'static str,
+    /// The tenant named, which must exist unless `tenant_must_exist` is off.
+    pub(crate) tenant: Option<&'a TenantId>,
+    /// Whether the tenant must have been created.
+    pub(crate) tenant_must_exist: bool,
+    /// The object acted on, recorded.
+    pub(crate) resource: &'a str,
+    /// The object when only the operation learns it (an agent's name from
+    /// its manifest); recorded instead of `resource` once set.
+    pub(crate) late: Option<&'a OnceLock<String>>,
+}
+
+/// Runs `work` for `caller` if the role allows `req`, and records one
+/// control-plane event with the decision and outcome.
+pub(crate) async fn guarded<F, Fut>(
+    state: &Shared,
+    caller: &Principal,
+    req: Request<'_>,
+    work: F,
+) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Answer, ApiError>>,
+{
+    let request = state.next_request_id();
+    let refused = authorize(caller, req.op, req.tenant).map_err(|refusal| match refusal {
+        Refusal::Forbidden => ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "role {} may not {}; use a token with a role that may",
+                caller.role, req.name
+            ),
+        ),
+        Refusal::NotFound => not_found_tenant(req.tenant),
+    });
+    let (decision, result) = match refused {
+        Err(e) => {
+            state.metrics.denial(req.tenant, req.name);
+            (Decision::Deny, Err(e))
+        }
+        Ok(()) => match req.tenant {
+            Some(t) if req.tenant_must_exist && !state.tenant_exists(t) => {
+                (Decision::Allow, Err(not_found_tenant(Some(t))))
+            }
+            _ => (Decision::Allow, work().await),
+        },
+    };
+    let (status, outcome) = match &result {
+        Ok((status, _)) => (*status, "ok".to_owned()),
+        Err(e) => (e.status, e.message.clone()),
+    };
+    // The append waits for its group commit to reach the disk: off the
+    // async workers, like every other blocking step.
+    let recorded = tokio::task::block_in_place(|| {
+        control::record(
+            state.runtime.audit_logs(),
+            &ControlRecord {
+                component: DAEMON_COMPONENT,
+                request: &request,
+                tenant: req.tenant,
+                actor: &caller.actor,
+                role: caller.role.as_str(),
+                operation: req.name,
+                resource: req
+                    .late
+                    .and_then(OnceLock::get)
+                    .map_or(req.resource, String::as_str),
+                decision,
+                outcome: &outcome,
+                status: Some(status.as_u16()),
+            },
+        )
+    });
+    if let Err(e) = recorded {
+        // TODO: an operation that changed state before its event failed to
+        // record stays done; the caller sees 500 and the daemon's log has
+        // the error. Recording a "started" event first would close the gap
+        // at the cost of two events per request.
+        tracing::error!(error = %e, operation = req.name, "cannot record a control-plane request");
+        return ApiError::internal(format!(
+            "the control-plane audit stream cannot record ({e}); the operator must fix the data \
+             directory"
+        ))
+        .into_response();
+    }
+    match result {
+        Ok((status, body)) => (status, Json(body)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn not_found_tenant(tenant: Option<&TenantId>) -> ApiError {
+    match tenant {
+        Some(t) => ApiError::not_found(format!(
+            "no tenant {t}; a platform admin creates tenants with POST /v1/tenants"
+        )),
+        None => ApiError::not_found("not found"),
+    }
+}
+
+/// The daemon's routes.
+pub(crate) fn router(state: Shared, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(super::openapi::serve))
+        .route("/v1/tenants", get(tenants::list).post(tenants::create))
+        .route(
+            "/v1/tenants/{tenant}/agents",
+            get(agents::list).post(agents::deploy),
+        )
+        .route(
+            "/v1/tenants/{tenant}/agents/{agent}",
+            get(agents::show).delete(agents::remove),
+        )
+        .route(
+            "/v1/tenants/{tenant}/agents/{agent}/invoke",
+            post(runs::invoke),
+        )
+        .route("/v1/tenants/{tenant}/runs/{run}", get(runs::show))
+        .route("/v1/tenants/{tenant}/approvals", get(approvals::list))
+        .route(
+            "/v1/tenants/{tenant}/approvals/{id}",
+            post(approvals::decide),
+        )
+        .route("/v1/audit/{stream}/events", get(audit::events))
+        .route("/v1/audit/{stream}/verify", post(audit::verify))
+        .route("/v1/audit/{stream}/checkpoint", post(audit::checkpoint))
+        .route("/v1/audit/{stream}/proof", get(audit::proof))
+        .route("/v1/audit/{stream}/export", post(audit::export))
+        .route("/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/tokens/{id}", delete(tokens::revoke))
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The daemon is alive")))]
+pub(crate) async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Readiness: the daemon takes requests (503 once shutdown began).
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready"), (status = 503, description = "Shutting down")))]
+pub(crate) async fn readyz(State(state): State<Shared>) -> Response {
+    if state.ready.load(Ordering::Relaxed) {
+        Json(serde_json::json!({ "status": "ready" })).into_response()
+    } else {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    }
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Metrics", content_type = "text/plain")))]
+pub(crate) async fn metrics(State(state): State<Shared>) -> Response {
+    let text = state.metrics.render(&state.runtime);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn fallback() -> ApiError {
+    ApiError::not_found("no such endpoint; see /v1/openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this endpoint; see /v1/openapi.json",
+    )
+}

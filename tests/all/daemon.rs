@@ -1,0 +1,499 @@
+//! `warden serve` end to end: the invoice agent deployed, invoked and
+//! audited over HTTP, bad input refused without a trace of half-done work,
+//! and a graceful shutdown that lets a run finish and signs checkpoints.
+
+use std::{path::Path, time::Duration};
+
+use serde_json::{Value, json};
+
+use crate::daemon_client::{Daemon, deploy_body, manifest, read, sha256_hex};
+
+fn example(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(path)
+}
+
+/// Control-plane events for `operation`, read over the API.
+fn control_events(d: &Daemon, operation: &str) -> Vec<Value> {
+    let a = d.get(
+        "/v1/audit/_control/events?type=control-request&limit=10000",
+        Some(&d.admin),
+    );
+    assert_eq!(a.status, 200, "{a:?}");
+    a.body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].clone())
+        .filter(|e| e["body"]["operation"] == operation)
+        .collect()
+}
+
+#[test]
+fn the_invoice_agent_is_deployed_invoked_and_audited_over_http() {
+    let d = Daemon::start("");
+    d.create_tenant("acme");
+    let admin = d.token("ada", "tenant-admin", Some("acme"));
+    let invoker = d.token("ivan", "invoker", Some("acme"));
+    let auditor = d.token("aude", "auditor", Some("acme"));
+
+    let sync = d.deploy(
+        &admin,
+        "acme",
+        &read(&example("vendor-sync/agent.toml")),
+        warden_test_programs::VENDOR_SYNC,
+    );
+    assert_eq!(sync.status, 201, "{sync:?}");
+    let triage = d.deploy(
+        &admin,
+        "acme",
+        &read(&example("invoice-triage/agent.toml")),
+        warden_test_programs::INVOICE_TRIAGE,
+    );
+    assert_eq!(triage.status, 201, "{triage:?}");
+    let component = std::fs::read(warden_test_programs::INVOICE_TRIAGE).unwrap();
+    assert_eq!(triage.body["component_sha256"], sha256_hex(&component));
+    let grant = &triage.body["grant"]["prefixes"];
+    assert!(
+        grant.as_array().is_some_and(|g| !g.is_empty()),
+        "the effective grant is shown: {}",
+        triage.body
+    );
+    let listed = d.get("/v1/tenants/acme/agents", Some(&invoker));
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.body.as_array().unwrap().len(), 2);
+
+    // Load the vendors synchronously, then triage an invoice as a run.
+    let vendors: Value =
+        serde_json::from_str(&read(&example("invoice-triage/data/vendors.json"))).unwrap();
+    let loaded = d.post(
+        "/v1/tenants/acme/agents/vendor-sync/invoke",
+        Some(&invoker),
+        &json!({ "input": vendors }),
+    );
+    assert_eq!(loaded.status, 200, "{loaded:?}");
+    assert_eq!(loaded.body["status"], "succeeded", "{loaded:?}");
+
+    let invoice: Value =
+        serde_json::from_str(&read(&example("invoice-triage/data/inv-1001.json"))).unwrap();
+    let started = d.post(
+        "/v1/tenants/acme/agents/invoice-triage/invoke",
+        Some(&invoker),
+        &json!({ "input": invoice, "async": true }),
+    );
+    assert_eq!(started.status, 202, "{started:?}");
+    let run_id = started.body["id"].as_str().unwrap().to_owned();
+    let run = poll(&d, &invoker, "acme", &run_id);
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let output: Value = serde_json::from_str(run["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output["decision"], "approve", "{output}");
+
+    // The run's events are its own invocation's, start to finish.
+    let events = run["events"].as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .all(|e| e["event"]["invocation"] == run_id.as_str())
+    );
+    assert_eq!(
+        events.first().unwrap()["event"]["body"]["type"],
+        "invocation-start"
+    );
+    assert_eq!(
+        events.last().unwrap()["event"]["body"]["type"],
+        "invocation-finish"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"]["actor"] == "ivan" && e["event"]["body"]["type"] == "host-call"),
+        "host calls are attributed to the invoker"
+    );
+
+    // The auditor reads, filters, verifies, proves and exports.
+    let decisions = d.get("/v1/audit/acme/events?type=agent-decision", Some(&auditor));
+    assert_eq!(decisions.status, 200, "{decisions:?}");
+    assert!(!decisions.body.as_array().unwrap().is_empty());
+    let verified = d.post("/v1/audit/acme/verify", Some(&auditor), &json!({}));
+    assert_eq!(verified.status, 200, "{verified:?}");
+    assert_eq!(verified.body["ok"], true, "{verified:?}");
+    let checkpoint = d.post("/v1/audit/acme/checkpoint", Some(&auditor), &json!({}));
+    assert_eq!(checkpoint.status, 200, "{checkpoint:?}");
+    let proof = d.get("/v1/audit/acme/proof?event=1", Some(&auditor));
+    assert_eq!(proof.status, 200, "{proof:?}");
+    let export = d.post(
+        "/v1/audit/acme/export",
+        Some(&auditor),
+        &json!({ "since": "1h" }),
+    );
+    assert_eq!(export.status, 200, "{export:?}");
+    let dir = d.env.dir.path().join("excerpt");
+    std::fs::create_dir(&dir).unwrap();
+    for (field, file) in [
+        ("events_jsonl", "events.jsonl"),
+        ("proofs_jsonl", "proofs.jsonl"),
+        ("checkpoint_json", "checkpoint.json"),
+    ] {
+        std::fs::write(dir.join(file), export.body[field].as_str().unwrap()).unwrap();
+    }
+
+    // Every state change and audit read left a control-plane event naming
+    // the actor, role, tenant and outcome.
+    let deploys = control_events(&d, "agents.deploy");
+    assert_eq!(deploys.len(), 2);
+    for e in &deploys {
+        assert_eq!(e["actor"], "ada");
+        assert_eq!(e["tenant"], "acme");
+        assert_eq!(e["body"]["role"], "tenant-admin");
+        assert_eq!(e["body"]["outcome"], "ok");
+        assert_eq!(e["body"]["status"], 201);
+    }
+    assert!(
+        deploys
+            .iter()
+            .any(|e| e["body"]["resource"] == "invoice-triage")
+    );
+    let reads = control_events(&d, "audit.export");
+    assert_eq!(reads.len(), 1);
+    assert_eq!(reads[0]["actor"], "aude");
+    assert_eq!(reads[0]["body"]["role"], "auditor");
+
+    // Metrics count the invocations, per tenant.
+    let metrics = d.send("GET", "/metrics", None, Vec::new());
+    assert_eq!(metrics.status, 200);
+    let health = d.get("/healthz", None);
+    assert_eq!(health.body["status"], "ok");
+
+    // After a graceful stop the CLI verifies both logs and the export.
+    let mut d = d;
+    assert!(d.stop().success());
+    let out = d.env.verify("acme");
+    assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+    let key = d.env.save("warden.pub", &["public-key"]);
+    let out = d.env.audit(&[
+        "verify-export",
+        dir.to_str().unwrap(),
+        "--public-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+    d.env.audit_ok(&["verify", "--control"]);
+}
+
+/// Polls run `id` until it finishes.
+fn poll(d: &Daemon, token: &str, tenant: &str, id: &str) -> Value {
+    for _ in 0..600 {
+        let a = d.get(&format!("/v1/tenants/{tenant}/runs/{id}"), Some(token));
+        assert_eq!(a.status, 200, "{a:?}");
+        if a.body["status"] != "running" {
+            return a.body;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("run {id} did not finish");
+}
+
+/// Asserts a JSON error answer with `status` whose message mentions `want`.
+fn assert_error(a: &crate::daemon_client::Answer, status: u16, want: &str) {
+    assert_eq!(a.status, status, "{a:?}");
+    let message = a.body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no JSON error: {a:?}"));
+    assert!(
+        message.contains(want),
+        "{message:?} does not mention {want:?}"
+    );
+    assert!(!message.contains('\n'), "{message:?}");
+}
+
+#[test]
+fn bad_input_gets_a_json_error_and_leaves_nothing_half_created() {
+    let d = Daemon::start("max_body_bytes = 1048576\n");
+    d.create_tenant("acme");
+    let admin = d.admin.clone();
+    let agents = |tenant: &str| d.env.data_dir().join("agents").join(tenant);
+
+    // Malformed JSON, an unknown field, an oversized body.
+    let a = d.send("POST", "/v1/tenants", Some(&admin), b"{\"id\": ".to_vec());
+    assert_error(&a, 400, "not valid JSON");
+    let a = d.post(
+        "/v1/tenants",
+        Some(&admin),
+        &json!({ "id": "x", "colour": 1 }),
+    );
+    assert_error(&a, 400, "unknown field `colour`");
+    let a = d.send(
+        "POST",
+        "/v1/tenants/acme/agents",
+        Some(&admin),
+        vec![b'x'; 1_200_000],
+    );
+    assert_error(&a, 413, "max_body_bytes");
+
+    // A tenant config with a bad limit, a bad tenant id, a duplicate.
+    let a = d.post(
+        "/v1/tenants",
+        Some(&admin),
+        &json!({ "id": "globex", "config": "[limits]\nmax_concurrent = 0\n" }),
+    );
+    assert_error(&a, 422, "max_concurrent");
+    assert!(!d.env.data_dir().join("tenants/globex.toml").exists());
+    let a = d.post("/v1/tenants", Some(&admin), &json!({ "id": "Big/Name" }));
+    assert_error(&a, 422, "tenant id");
+    let a = d.post("/v1/tenants", Some(&admin), &json!({ "id": "acme" }));
+    assert_error(&a, 409, "exists already");
+
+    // Components that are not components, a digest that does not match,
+    // manifests with errors.
+    let sleep = std::fs::read(warden_test_programs::SLEEP).unwrap();
+    let cases: [(Value, u16, &str); 5] = [
+        (
+            deploy_body(&manifest("junk"), b"not wasm at all"),
+            422,
+            "not a WebAssembly file",
+        ),
+        (
+            deploy_body(&manifest("core"), b"\0asm\x01\0\0\0"),
+            422,
+            "core WebAssembly module",
+        ),
+        (
+            json!({ "manifest": manifest("sleep"), "component_base64": "AAAA", "sha256": sha256_hex(&sleep) }),
+            422,
+            "does not match",
+        ),
+        (
+            deploy_body("name = \"sleep\"\ncomponent = \"x\"\ncolour = 1\n", &sleep),
+            422,
+            "unknown field `colour`",
+        ),
+        (
+            deploy_body(
+                "name = \"sleep\"\ncomponent = \"x\"\n[[grants.records]]\nprefix = \"a/../b\"\naccess = \"read\"\n",
+                &sleep,
+            ),
+            422,
+            "grants.records[0].prefix",
+        ),
+    ];
+    for (body, status, want) in cases {
+        let a = d.post("/v1/tenants/acme/agents", Some(&admin), &body);
+        assert_error(&a, status, want);
+        assert!(
+            !a.body["error"].as_str().unwrap().contains(".staging"),
+            "host paths leak: {a:?}"
+        );
+    }
+    assert!(
+        !agents("acme").exists() || std::fs::read_dir(agents("acme")).unwrap().next().is_none(),
+        "a refused deployment left files behind"
+    );
+    let staging = d.env.data_dir().join("agents/.staging");
+    assert!(
+        !staging.exists() || std::fs::read_dir(&staging).unwrap().next().is_none(),
+        "staging not cleaned"
+    );
+
+    // Unknown tenant, agent and run.
+    let a = d.deploy(
+        &admin,
+        "nope",
+        &manifest("sleep"),
+        warden_test_programs::SLEEP,
+    );
+    assert_error(&a, 404, "no tenant nope");
+    let a = d.post(
+        "/v1/tenants/acme/agents/ghost/invoke",
+        Some(&admin),
+        &json!({ "input": "" }),
+    );
+    assert_error(&a, 404, "no agent ghost");
+    let a = d.get("/v1/tenants/acme/runs/r-1", Some(&admin));
+    assert_error(&a, 404, "no run r-1");
+    let a = d.get("/v1/nothing", Some(&admin));
+    assert_error(&a, 404, "no such endpoint");
+
+    // No token, a forged one, a revoked one, an expired one.
+    let a = d.get("/v1/tenants", None);
+    assert_error(&a, 401, "no bearer token");
+    let a = d.get("/v1/tenants", Some("wdn_0000_1111"));
+    assert_error(&a, 401, "not valid");
+    let revoked = d.token("rex", "invoker", Some("acme"));
+    let id = revoked.split('_').nth(1).unwrap().to_owned();
+    assert_eq!(
+        d.delete(&format!("/v1/tokens/{id}"), Some(&admin)).status,
+        200
+    );
+    let a = d.get("/v1/tenants", Some(&revoked));
+    assert_error(&a, 401, "revoked");
+    let a = d.post(
+        "/v1/tokens",
+        Some(&admin),
+        &json!({ "actor": "old", "role": "invoker", "tenant": "acme", "expires": "1ms" }),
+    );
+    assert_eq!(a.status, 201);
+    std::thread::sleep(Duration::from_millis(20));
+    let a = d.get("/v1/tenants", Some(a.body["token"].as_str().unwrap()));
+    assert_error(&a, 401, "expired");
+    let refused = control_events(&d, "authenticate");
+    assert_eq!(
+        refused.len(),
+        2,
+        "one event per refused known token: {refused:?}"
+    );
+    assert!(refused.iter().any(|e| e["actor"] == "rex"));
+
+    // After all of it the daemon still serves a good deployment.
+    let a = d.deploy(
+        &admin,
+        "acme",
+        &manifest("sleep"),
+        warden_test_programs::SLEEP,
+    );
+    assert_eq!(a.status, 201, "{a:?}");
+    assert_eq!(d.get("/readyz", None).status, 200);
+}
+
+#[test]
+fn shutdown_lets_a_running_run_finish_and_signs_final_checkpoints() {
+    let mut d = Daemon::start("shutdown_deadline = \"20s\"\n");
+    d.create_tenant("acme");
+    let admin = d.admin.clone();
+    let a = d.deploy(
+        &admin,
+        "acme",
+        &manifest("pause"),
+        warden_test_programs::PAUSE,
+    );
+    assert_eq!(a.status, 201, "{a:?}");
+    let started = d.post(
+        "/v1/tenants/acme/agents/pause/invoke",
+        Some(&admin),
+        &json!({ "input": "1500", "async": true }),
+    );
+    assert_eq!(started.status, 202, "{started:?}");
+    let run = started.body["id"].as_str().unwrap().to_owned();
+
+    std::thread::sleep(Duration::from_millis(200));
+    let status = d.stop();
+    assert!(status.success(), "{status:?}");
+
+    // The run finished before the process left, and the final checkpoint
+    // covers every event of both streams.
+    let events = d.env.events("acme");
+    let finish = events
+        .iter()
+        .find(|e| e["invocation"] == run.as_str() && e["body"]["type"] == "invocation-finish")
+        .expect("the run was cut off by the shutdown");
+    assert_eq!(finish["body"]["outcome"], "ok", "{finish}");
+    let out = d.env.verify("acme");
+    let text = crate::harness::stdout(&out);
+    assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+    let events = text
+        .split(" events")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.contains(&format!("latest covers {events} events")),
+        "no final checkpoint: {text}"
+    );
+}
+
+#[test]
+fn metrics_count_invocations_denials_and_limit_hits_per_tenant() {
+    let d = Daemon::start("");
+    d.create_tenant("acme");
+    let admin = d.admin.clone();
+    let a = d.deploy(
+        &admin,
+        "acme",
+        &manifest("pause"),
+        warden_test_programs::PAUSE,
+    );
+    assert_eq!(a.status, 201, "{a:?}");
+    let ok = d.post(
+        "/v1/tenants/acme/agents/pause/invoke",
+        Some(&admin),
+        &json!({ "input": "1" }),
+    );
+    assert_eq!(ok.body["status"], "succeeded", "{ok:?}");
+    let bad = d.post(
+        "/v1/tenants/acme/agents/pause/invoke",
+        Some(&admin),
+        &json!({ "input": "soon" }),
+    );
+    assert_eq!(bad.body["status"], "failed", "{bad:?}");
+    let big = d.post(
+        "/v1/tenants/acme/agents/pause/invoke",
+        Some(&admin),
+        &json!({ "input": "1".repeat(2 * 1024 * 1024) }),
+    );
+    assert_eq!(big.status, 413, "{big:?}");
+    let invoker = d.token("ivy", "invoker", Some("acme"));
+    assert_eq!(d.get("/v1/tokens", Some(&invoker)).status, 403);
+
+    let text = d.send_text("/metrics");
+    for want in [
+        "warden_invocations_total{tenant=\"acme\",outcome=\"ok\"} 1",
+        "warden_invocations_total{tenant=\"acme\",outcome=\"invalid-input\"} 1",
+        "warden_invocations_total{tenant=\"acme\",outcome=\"refused\"} 1",
+        "warden_limit_hits_total{tenant=\"acme\",limit=\"max_input_bytes\"} 1",
+        "warden_denials_total{tenant=\"\",operation=\"tokens.list\"} 1",
+        "warden_queue_depth{tenant=\"acme\"} 0",
+        "warden_invocation_duration_seconds_count{tenant=\"acme\"} 3",
+    ] {
+        assert!(text.contains(want), "metrics lack {want:?}:\n{text}");
+    }
+    assert!(
+        text.contains("warden_audit_appends_total{tenant=\"acme\"}"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_committed_openapi_description_matches_the_served_one() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+    let committed: Value = serde_json::from_str(&read(&path)).unwrap();
+    let d = Daemon::start("");
+    let served = d.get("/v1/openapi.json", None);
+    assert_eq!(served.status, 200);
+    assert!(
+        served.body == committed,
+        "runtime/openapi.json differs from the API the daemon serves; regenerate it with \
+         `cargo run -p warden-runtime --bin warden -- openapi > runtime/openapi.json`"
+    );
+    for path in [
+        "/v1/tenants/{tenant}/agents",
+        "/v1/audit/{stream}/verify",
+        "/v1/tokens",
+    ] {
+        assert!(
+            served.body["paths"][path].is_object(),
+            "{path} undocumented"
+        );
+    }
+}
+
+/// A run whose grant names a secret the tenant does not have is the
+/// operator's to fix: 409 naming the entry, not a server error.
+#[test]
+fn invoking_an_agent_whose_secret_the_tenant_lacks_is_a_conflict() {
+    let d = Daemon::start("");
+    d.create_tenant("acme");
+    let text = format!(
+        "{}\n[[grants.secrets]]\nname = \"payments-key\"\n",
+        manifest("needs-key")
+    );
+    let deployed = d.deploy(&d.admin, "acme", &text, warden_test_programs::SECRETS);
+    assert_eq!(deployed.status, 201, "{deployed:?}");
+    let a = d.post(
+        "/v1/tenants/acme/agents/needs-key/invoke",
+        Some(&d.admin),
+        &json!({ "input": "reveal payments-key" }),
+    );
+    assert_eq!(a.status, 409, "{a:?}");
+    assert!(a.body.to_string().contains("grants.secrets[0]"), "{a:?}");
+}
