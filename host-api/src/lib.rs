@@ -23,6 +23,9 @@
 //!   pure decision "may this agent read this secret?"; the `secrets`
 //!   interface of [`warden_agent`] and the egress headers of [`wasi_http`]
 //!   use it.
+//! - [`wasi_filesystem`] serves `wasi:filesystem` over the agent's granted
+//!   directories: its `scope` module is the pure decision "may this agent
+//!   reach this path, this way?".
 //! - [`error`] holds errors shared by capabilities.
 //!
 //! # Example
@@ -58,4 +61,5 @@ pub mod error;
 pub mod scope;
 pub mod secrets;
 pub mod warden_agent;
+pub mod wasi_filesystem;
 pub mod wasi_http;

@@ -14,6 +14,7 @@ use thiserror::Error;
 use crate::{
     secrets::SecretsGrant,
     warden_agent::{ConfigGrant, RecordsGrant},
+    wasi_filesystem::FilesGrant,
     wasi_http::HttpGrant,
 };
 
@@ -214,9 +215,9 @@ pub struct InstanceScope {
 /// Everything an agent's manifest grants, one part per capability.
 ///
 /// The serialized form is what the grant digest in every audit event is
-/// computed over. The records part is flattened and empty HTTP and config
-/// parts are left out, so that a grant written before they existed keeps
-/// its digest.
+/// computed over. The records part is flattened and empty HTTP, config,
+/// secrets and files parts are left out, so that a grant written before they
+/// existed keeps its digest.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentGrant {
     /// Key prefixes of `warden:agent/records`.
@@ -231,6 +232,10 @@ pub struct AgentGrant {
     /// Secrets the agent may use; left out when empty, for the same reason.
     #[serde(default, skip_serializing_if = "SecretsGrant::is_empty")]
     pub secrets: SecretsGrant,
+    /// Directories reachable through `wasi:filesystem`; left out of the
+    /// serialized form when empty, like `http`.
+    #[serde(default, skip_serializing_if = "FilesGrant::is_empty")]
+    pub files: FilesGrant,
 }
 
 #[cfg(test)]

@@ -29,6 +29,9 @@
 //! - [`secrets`]: each tenant's secrets on disk, owner-only, every change
 //!   recorded in the control-plane stream;
 //! - [`toml_file`]: bounded reads of operator files and one-line TOML errors.
+//! - [`toml_file`]: bounded reads of operator files and one-line TOML errors;
+//! - `wasi`: the standard WASI interfaces linked beside warden's own
+//!   `wasi:filesystem`.
 //!
 //! The `warden` binary is a thin command-line layer over this crate.
 
@@ -45,6 +48,7 @@ pub mod secrets;
 pub mod state;
 pub mod tenant;
 pub mod toml_file;
+mod wasi;
 
 pub use agent::{Agent, LoadError};
 pub use control::{ControlError, ControlPlane};

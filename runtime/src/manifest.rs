@@ -23,6 +23,10 @@ use warden_host_api::{
             is_under, validate_key,
         },
     },
+    wasi_filesystem::{
+        DirGrant, FilesGrant,
+        scope::{canonical_grant_path, nested},
+    },
     wasi_http::{EgressRule, HttpGrant},
 };
 
@@ -174,11 +178,13 @@ impl Manifest {
             }
         }
         let secrets = secrets_grant(&parsed.grants.secrets, &rules).map_err(invalid)?;
+        let dirs = files_grant(&parsed.grants.files).map_err(invalid)?;
         let grant = AgentGrant {
             records: RecordsGrant { prefixes },
             http: HttpGrant { rules },
             config: ConfigGrant::new(parsed.grants.config.clone()),
             secrets,
+            files: FilesGrant { dirs },
         };
 
         let base = path.parent().unwrap_or(Path::new("."));
@@ -261,6 +267,30 @@ fn secrets_grant(
         }
     }
     Ok(SecretsGrant { secrets })
+}
+
+/// Checks the `[[grants.files]]` entries: each a directory strictly inside
+/// the tenant's files directory, none inside another (which would let a
+/// read-write grant replace what a read grant protects, or grant one
+/// directory twice).
+fn files_grant(entries: &[file::FileGrantFile]) -> Result<Vec<DirGrant>, String> {
+    let mut dirs: Vec<DirGrant> = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let path = canonical_grant_path(&entry.path)
+            .map_err(|e| format!("grants.files[{i}].path {:?}: {e}", entry.path))?;
+        if let Some((j, other)) = dirs.iter().enumerate().find(|(_, d)| nested(&d.path, path)) {
+            return Err(format!(
+                "grants.files[{i}].path {:?} overlaps grants.files[{j}].path {:?}; grant each \
+                 directory once, none inside another",
+                entry.path, other.path
+            ));
+        }
+        dirs.push(DirGrant {
+            path: path.to_owned(),
+            access: entry.access,
+        });
+    }
+    Ok(dirs)
 }
 
 /// Checks an agent name: 1 to [`MAX_AGENT_NAME_BYTES`] of a-z, 0-9 and `-`,
@@ -418,6 +448,68 @@ mod tests {
     }
 
     #[test]
+    fn files_grants_are_canonical_and_digested_only_when_present() {
+        let a = load(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.files]]\npath = \"inbox/\"\naccess = \"read\"\n",
+        )
+        .unwrap();
+        assert_eq!(a.grant.files.dirs[0].path, "inbox");
+        assert_eq!(a.grant.files.dirs[0].guest_path(), "/inbox");
+        let none = load("name = \"a\"\ncomponent = \"a.wasm\"\n").unwrap();
+        assert_ne!(a.grant_digest, none.grant_digest);
+        // A grant without files keeps the digest it had before files existed.
+        let old = serde_json::to_vec(&none.grant.records).unwrap();
+        assert_eq!(none.grant_digest, Digest::of(&old));
+    }
+
+    #[test]
+    fn bad_files_grants_name_the_entry() {
+        let entry = |path: &str, access: &str| {
+            format!("\n[[grants.files]]\npath = {path:?}\naccess = {access:?}\n")
+        };
+        let cases = [
+            (
+                entry("../other", "read"),
+                "grants.files[0].path \"../other\": path has",
+            ),
+            (
+                entry("/etc", "read"),
+                "grants.files[0].path \"/etc\": path is absolute",
+            ),
+            (
+                entry("", "read"),
+                "grants.files[0].path \"\": path is empty",
+            ),
+            (entry("a/./b", "read"), "'.' or '..' segment"),
+            (entry("in", "write"), "unknown variant `write`"),
+            (
+                entry("in", "read") + &entry("in/", "read-write"),
+                "grants.files[1].path \"in/\" overlaps grants.files[0].path \"in\"",
+            ),
+            (
+                entry("data", "read-write") + &entry("data/ro", "read"),
+                "grants.files[1].path \"data/ro\" overlaps",
+            ),
+            (
+                "\n[[grants.files]]\npath = \"in\"\naccess = \"read\"\nmode = 1\n".to_owned(),
+                "unknown field `mode`",
+            ),
+        ];
+        for (grants, want) in cases {
+            let err = load(&format!("name = \"a\"\ncomponent = \"a.wasm\"\n{grants}")).unwrap_err();
+            assert!(err.contains(want), "{grants:?}: {err}");
+            assert!(!err.contains('\n'), "error spans lines: {err}");
+        }
+        // Siblings whose names share a prefix do not overlap.
+        load(&format!(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n{}{}",
+            entry("in", "read"),
+            entry("inbox", "read-write")
+        ))
+        .unwrap();
+    }
+
+    #[test]
     fn rejects_bad_manifests_with_one_line_naming_the_entry() {
         let cases = [
             ("component = \"a.wasm\"\n", "missing field `name`"),
@@ -466,6 +558,10 @@ mod tests {
             (
                 "name = \"a\"\ncomponent = \"a.wasm\"\n[grants]\nconfig = [\"a\", \"a\"]\n",
                 "grants.config[1] \"a\" is granted twice",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[grants]\nfolders = []\n",
+                "unknown field `folders`",
             ),
             (
                 "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a/../b\"\naccess = \"read\"\n",

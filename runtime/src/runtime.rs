@@ -31,6 +31,7 @@ use warden_host_api::{
         self, AgentCtx, Approver, NoApprover, SecretsCtx,
         bindings::{AgentPre, exports::warden::agent::handler},
     },
+    wasi_filesystem::{self, FilesCtx},
     wasi_http::{self, HttpCtx, Resolver, SystemResolver},
 };
 use wasmtime::{
@@ -53,6 +54,7 @@ use crate::{
     tenant::{
         TenantError, TenantState, Tenants,
         config::TenantConfig,
+        files::{FilesDirError, open_granted},
         instance::InstanceState,
         limiter::TenantLimiter,
         limits::{Ceilings, DEFAULT_MAX_STREAM_BYTES, MAX_STREAM_LINE_BYTES, TenantLimits},
@@ -199,7 +201,10 @@ impl RuntimeBuilder {
         .map_err(|e| BuildError(one_line(&e)))?;
         let tls = self.tls_config()?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        // wasi:filesystem is warden's checked wrapper, linked in place of
+        // wasmtime-wasi's own (see `wasi.rs`).
+        crate::wasi::add_to_linker(&mut linker)
+            .and_then(|()| wasi_filesystem::add_to_linker(&mut linker))
             .and_then(|()| warden_agent::add_to_linker(&mut linker))
             .and_then(|()| warden_agent::add_secrets_to_linker(&mut linker))
             .and_then(|()| wasi_http::add_to_linker(&mut linker))
@@ -348,6 +353,9 @@ pub enum InvokeError {
     /// (one is missing, or the store is unreadable); nothing ran.
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// A granted directory could not be opened; the guest did not run.
+    #[error(transparent)]
+    Files(#[from] FilesDirError),
 }
 
 fn not_allowed(tenant: &TenantId, agent: &str, allowed: Option<&str>, actual: &str) -> String {
@@ -932,11 +940,13 @@ impl Runtime {
                 .filter(|(key, _)| agent.config_grant.decide(key))
                 .collect()
         };
+        let dirs = open_granted(&self.data_dir, &scope.tenant, &agent.manifest.grant.files)?;
         let stdout = MemoryOutputPipe::new(DEFAULT_MAX_STREAM_BYTES);
         let stderr = MemoryOutputPipe::new(DEFAULT_MAX_STREAM_BYTES);
         // WASI gets clocks, random and the two captured streams. No
-        // environment, arguments, preopened directories or network: the
-        // builder starts empty, and sockets are refused outright.
+        // environment, arguments or network: the builder starts empty, and
+        // sockets are refused outright. Granted directories are preopened by
+        // warden's own filesystem (`files` below), not by this context.
         let wasi = WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -974,6 +984,12 @@ impl Runtime {
                 Arc::clone(&agent.secrets_grant),
                 secrets,
                 Arc::clone(log) as Arc<dyn warden_host_api::audit::AuditSink>,
+            ),
+            files: FilesCtx::new(
+                Arc::clone(scope),
+                dirs,
+                Arc::clone(log) as Arc<dyn warden_host_api::audit::AuditSink>,
+                limits.files_limits(),
             ),
             limiter: TenantLimiter::new(*limits),
             cpu_start: Duration::ZERO,
@@ -1045,6 +1061,9 @@ impl Runtime {
             self.limit_hit(log, scope, limit, detail.to_owned(), times)?;
         }
         for (limit, times) in state.agent.limit_hits() {
+            self.count_hit(&scope.tenant, limit, u64::from(times));
+        }
+        for (limit, times) in state.files.limit_hits() {
             self.count_hit(&scope.tenant, limit, u64::from(times));
         }
         let stdout_full = self.record_streams(log, scope, &stdout, StreamName::Stdout)?;

@@ -1,5 +1,5 @@
-//! Tenants: their configuration, concurrency gate and audit log, the store
-//! data type and the resource limiter.
+//! Tenants: their configuration, concurrency gate and audit log, files
+//! directory, the store data type and the resource limiter.
 //!
 //! A tenant is known by its validated [`TenantId`]. The registry loads each
 //! tenant's configuration and opens its audit log once per process, and keeps
@@ -7,6 +7,7 @@
 //! across every caller in the process.
 
 pub mod config;
+pub mod files;
 pub(crate) mod gate;
 pub mod instance;
 pub mod limiter;

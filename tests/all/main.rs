@@ -13,6 +13,7 @@ mod daemon_authz;
 mod daemon_client;
 mod egress;
 mod fields;
+mod files;
 mod harness;
 mod invoice;
 mod isolation;

@@ -31,6 +31,7 @@ pub(super) struct GrantsFile {
     pub(super) config: Vec<String>,
     #[serde(default)]
     pub(super) secrets: Vec<SecretGrantFile>,
+    pub(super) files: Vec<FileGrantFile>,
 }
 
 /// One `[[grants.records]]` entry.
@@ -73,6 +74,17 @@ pub(super) struct SecretGrantFile {
     /// Whether the guest may read the value; default `false`.
     #[serde(default)]
     pub(super) reveal: bool,
+}
+
+/// One `[[grants.files]]` entry: a directory under the tenant's files
+/// directory.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileGrantFile {
+    /// Relative to `<data-dir>/files/<tenant>/`.
+    pub(super) path: String,
+    /// `read` or `read-write`.
+    pub(super) access: Access,
 }
 
 /// Parses `text`; the error is one line naming the offending entry.
