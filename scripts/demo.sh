@@ -21,8 +21,16 @@ export WARDEN_DATA_DIR=.warden/demo
 rm -rf "$WARDEN_DATA_DIR"
 data=examples/invoice-triage/data
 
+echo
+echo "==> the grant of invoice-triage, as an operator reviews it"
+"$warden" grants show examples/invoice-triage/agent.toml
+
 for tenant in acme globex; do
   echo
+  echo "==> tenant $tenant: an operator allows the two agents"
+  for agent in vendor-sync invoice-triage; do
+    "$warden" agents allow "examples/$agent/agent.toml" --tenant "$tenant" --actor demo-operator
+  done
   echo "==> tenant $tenant: loading vendors"
   "$warden" run examples/vendor-sync/agent.toml --tenant "$tenant" --input "$data/vendors.json"
   echo "==> tenant $tenant: triaging $(ls "$data"/*.json | grep -cv vendors.json) invoices"
@@ -38,6 +46,10 @@ echo
 echo "==> the last events of acme's audit trail"
 "$warden" audit show --tenant acme | tail -n 8
 echo
+echo "==> the control-plane stream: who allowed what"
+"$warden" audit show --control | grep 'agents allow'
+echo
 for tenant in acme globex; do
   "$warden" audit verify --tenant "$tenant"
 done
+"$warden" audit verify --control

@@ -9,6 +9,8 @@
 //!   under the key prefixes the manifest grants;
 //! - [`decisions`]: record what the agent decided and why, for the audit
 //!   trail;
+//! - [`config`]: read the non-secret values the operator set for the agent,
+//!   for the keys the manifest grants.
 //! - [`approvals`]: ask a person to approve an action and wait for the
 //!   answer.
 //! - [`secrets`]: read a secret whose grant says `reveal = true`; other
@@ -60,6 +62,7 @@
 )]
 pub mod bindings;
 
+pub mod config;
 pub mod approvals;
 pub mod decisions;
 pub mod records;

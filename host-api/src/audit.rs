@@ -331,6 +331,28 @@ pub enum EventBody {
         /// Which part: a sequence number, a time range, or `all`.
         range: String,
     },
+    /// An operator changed what a tenant's agents may do: allowed or
+    /// revoked an agent, set or unset a config value. Recorded in the
+    /// control-plane stream before the change is stored; guests have no
+    /// path to these operations.
+    ControlChange {
+        /// What was done, as the command spells it, for example
+        /// `agents allow` or `config set`.
+        action: String,
+        /// The agent the change is about.
+        agent: String,
+        /// sha256 of the grant the tenant allowed for the agent before the
+        /// change; absent when the agent was not allowed.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        before_grant_digest: Option<String>,
+        /// sha256 of the grant allowed after the change; absent when the
+        /// agent is no longer allowed.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        after_grant_digest: Option<String>,
+        /// What changed, in plain words, for example
+        /// `records: + read-write invoices/; http: - api.example.com`.
+        /// Names only: a config value appears as its digest, never itself.
+        change: String,
     /// The agent asked a person to approve an action
     /// (`warden:agent/approvals`), recorded before anyone is asked.
     ApprovalRequested {

@@ -14,14 +14,18 @@
 //!   the runtime implements, and [`audit::emit`], the only function that
 //!   emits events.
 //! - [`warden_agent`] implements the `warden:agent` package (`records`,
-//!   `decisions`) over an [`warden_agent::AgentCtx`]; its `scope` module is
-//!   the pure decision "may this agent touch this key?".
+//!   `decisions`, `config`) over an [`warden_agent::AgentCtx`]; its `scope`
+//!   module is the pure decision "may this agent touch this key, read this
+//!   config value, see this field?".
 //! - [`wasi_http`] guards outbound HTTP (`wasi:http`): its `scope` module
 //!   is the pure decision "may this agent send this request there?".
 //! - [`secrets`] holds secret values (redacted, zeroed on drop) and the
 //!   pure decision "may this agent read this secret?"; the `secrets`
 //!   interface of [`warden_agent`] and the egress headers of [`wasi_http`]
 //!   use it.
+//! - [`wasi_filesystem`] serves `wasi:filesystem` over the agent's granted
+//!   directories: its `scope` module is the pure decision "may this agent
+//!   reach this path, this way?".
 //! - [`error`] holds errors shared by capabilities.
 //!
 //! # Example
@@ -57,4 +61,5 @@ pub mod error;
 pub mod scope;
 pub mod secrets;
 pub mod warden_agent;
+pub mod wasi_filesystem;
 pub mod wasi_http;

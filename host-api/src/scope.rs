@@ -11,7 +11,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
-use crate::{secrets::SecretsGrant, warden_agent::RecordsGrant, wasi_http::HttpGrant};
+use crate::{
+    secrets::SecretsGrant,
+    warden_agent::{ConfigGrant, RecordsGrant},
+    wasi_filesystem::FilesGrant,
+    wasi_http::HttpGrant,
+};
 
 /// Longest tenant id accepted, in bytes.
 pub const MAX_TENANT_ID_BYTES: usize = 64;
@@ -210,8 +215,9 @@ pub struct InstanceScope {
 /// Everything an agent's manifest grants, one part per capability.
 ///
 /// The serialized form is what the grant digest in every audit event is
-/// computed over. The records part is flattened and an empty HTTP part is
-/// left out, so that a grant written before egress existed keeps its digest.
+/// computed over. The records part is flattened and empty HTTP, config,
+/// secrets and files parts are left out, so that a grant written before they
+/// existed keeps its digest.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentGrant {
     /// Key prefixes of `warden:agent/records`.
@@ -220,9 +226,16 @@ pub struct AgentGrant {
     /// Destinations of `wasi:http` requests.
     #[serde(default, skip_serializing_if = "HttpGrant::is_empty")]
     pub http: HttpGrant,
+    /// Keys of `warden:agent/config` the agent may read.
+    #[serde(default, skip_serializing_if = "ConfigGrant::is_empty")]
+    pub config: ConfigGrant,
     /// Secrets the agent may use; left out when empty, for the same reason.
     #[serde(default, skip_serializing_if = "SecretsGrant::is_empty")]
     pub secrets: SecretsGrant,
+    /// Directories reachable through `wasi:filesystem`; left out of the
+    /// serialized form when empty, like `http`.
+    #[serde(default, skip_serializing_if = "FilesGrant::is_empty")]
+    pub files: FilesGrant,
 }
 
 #[cfg(test)]

@@ -197,10 +197,17 @@ impl Warden {
             .build()
             .unwrap();
         let agent = runtime.load_agent(&manifest).unwrap();
+        let tenant = RuntimeTenant::new("bench").unwrap();
+        // The operator's approval, as `warden agents allow` gives it; each
+        // invocation then checks it, as in production.
+        runtime
+            .control()
+            .allow_agent(&tenant, agent.manifest(), "bench")
+            .unwrap();
         Self {
             runtime,
             agent,
-            tenant: RuntimeTenant::new("bench").unwrap(),
+            tenant,
         }
     }
 

@@ -86,6 +86,14 @@ fn main() {
     let spin = agent(&runtime, dir.path(), "spin", warden_test_programs::SPIN);
     let quiet = TenantId::new("quiet").unwrap();
     let noisy = TenantId::new("noisy").unwrap();
+    // The operator's approvals, as `warden agents allow` gives them.
+    let control = runtime.control();
+    control
+        .allow_agent(&quiet, trivial.manifest(), "bench")
+        .unwrap();
+    control
+        .allow_agent(&noisy, spin.manifest(), "bench")
+        .unwrap();
     let noisy_limits = TenantLimits {
         max_concurrent: noisy_concurrent,
         max_queued: 8,

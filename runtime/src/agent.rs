@@ -6,7 +6,7 @@ use thiserror::Error;
 use warden_host_api::{
     scope::Digest,
     secrets::SecretsGrant,
-    warden_agent::{RecordsGrant, bindings::AgentPre},
+    warden_agent::{ConfigGrant, RecordsGrant, bindings::AgentPre},
     wasi_http::HttpGrant,
 };
 
@@ -27,6 +27,8 @@ pub struct Agent {
     pub(crate) grant: Arc<RecordsGrant>,
     /// The manifest's egress grant, shared by every invocation's store.
     pub(crate) http_grant: Arc<HttpGrant>,
+    /// The manifest's config keys, shared by every invocation's store.
+    pub(crate) config_grant: Arc<ConfigGrant>,
     /// The manifest's secrets grant, shared by every invocation's store.
     pub(crate) secrets_grant: Arc<SecretsGrant>,
     pub(crate) pre: AgentPre<InstanceState>,

@@ -17,6 +17,10 @@
 //! - [`tenant`]: tenant ids and configuration, limits, the concurrency gate,
 //!   the resource limiter and the store data type;
 //! - [`manifest`]: agent manifests and their grants;
+//! - [`grants`]: grants in plain words, for review and for control-plane
+//!   events;
+//! - [`control`]: the control plane, the operator's changes to which agents
+//!   each tenant may run, each recorded in the `_control` audit stream;
 //! - [`agent`]: a loaded agent;
 //! - [`state`]: tenant records in SQLite, written per invocation through a
 //!   transaction;
@@ -25,6 +29,9 @@
 //! - [`secrets`]: each tenant's secrets on disk, owner-only, every change
 //!   recorded in the control-plane stream;
 //! - [`toml_file`]: bounded reads of operator files and one-line TOML errors.
+//! - [`toml_file`]: bounded reads of operator files and one-line TOML errors;
+//! - `wasi`: the standard WASI interfaces linked beside warden's own
+//!   `wasi:filesystem`.
 //!
 //! The `warden` binary is a thin command-line layer over this crate.
 
@@ -32,15 +39,19 @@
 
 pub mod agent;
 pub mod audit;
+pub mod control;
 pub mod engine;
+pub mod grants;
 pub mod manifest;
 pub mod runtime;
 pub mod secrets;
 pub mod state;
 pub mod tenant;
 pub mod toml_file;
+mod wasi;
 
 pub use agent::{Agent, LoadError};
+pub use control::{ControlError, ControlPlane};
 pub use runtime::{AuditDurability, InvokeError, Runtime, RuntimeBuilder};
 pub use tenant::{
     TenantId,

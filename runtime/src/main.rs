@@ -16,6 +16,7 @@ use warden_runtime::{
 };
 
 mod audit_cmd;
+mod control_cmd;
 mod daemon;
 mod prompt;
 mod secrets_cmd;
@@ -70,6 +71,66 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Allow, revoke and list the agents a tenant may run.
+    ///
+    /// Each change is recorded in the control-plane audit stream with
+    /// --actor and the grant digests before and after.
+    Agents {
+        #[command(subcommand)]
+        command: AgentsCommand,
+    },
+    /// Review grants before deploying an agent.
+    Grants {
+        #[command(subcommand)]
+        command: GrantsCommand,
+    },
+    /// Set, unset and list the config values an agent of a tenant reads.
+    ///
+    /// Values are not secrets. Each change is recorded in the control-plane
+    /// audit stream with --actor and the digests of the old and new value.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+/// Which tenant's agent a config command acts on.
+#[derive(Debug, clap::Args)]
+struct ConfigTarget {
+    /// The tenant.
+    #[arg(long)]
+    tenant: String,
+    /// The agent's name, as in its manifest.
+    #[arg(long)]
+    agent: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Set a value; the agent reads it if its grant names the key.
+    Set {
+        #[command(flatten)]
+        target: ConfigTarget,
+        /// The key: 1 to 64 of a-z, 0-9, '_', '-' and '.'.
+        key: String,
+        /// The value: at most 4 KiB of text.
+        value: String,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+    /// Remove a value.
+    Unset {
+        #[command(flatten)]
+        target: ConfigTarget,
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+    /// Print the values set, one `key = value` per line.
+    List {
+        #[command(flatten)]
+        target: ConfigTarget,
     /// Run the operator daemon: the authenticated HTTP API.
     ///
     /// Stops on SIGINT or SIGTERM: running requests get the shutdown
@@ -100,6 +161,48 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum AgentsCommand {
+    /// Allow a tenant to run an agent with exactly its manifest's grant.
+    ///
+    /// A later change of the manifest's grant makes `warden run` refuse the
+    /// agent until it is allowed again.
+    Allow {
+        /// The agent's manifest (agent.toml).
+        manifest: PathBuf,
+        /// The tenant that may run it.
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+    /// Stop a tenant from running an agent.
+    Revoke {
+        /// The agent's name, as in its manifest.
+        agent: String,
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+    /// List the agents a tenant may run, with their allowed grant digests.
+    List {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GrantsCommand {
+    /// Print a manifest's effective grant in plain words.
+    ///
+    /// Lists what the agent may read, write and call, and what it may not
+    /// do at all, from the validated grant rather than the file's text.
+    Show {
+        /// The agent's manifest (agent.toml).
+        manifest: PathBuf,
+    },
 enum TokenCommand {
     /// Make a token and print its secret, which is shown only this once.
     Create {
@@ -331,6 +434,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             audit_cmd::dispatch(&cli.data_dir, command)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Agents { command } => {
+            control_cmd::agents(&cli.data_dir, command)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Grants { command } => {
+            control_cmd::grants(command)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config { command } => {
+            control_cmd::config(&cli.data_dir, command)?;
         Command::Serve { config } => {
             let config = match config {
                 Some(path) => daemon::config::ServeConfig::load(&path)?,

@@ -15,8 +15,17 @@ use warden_host_api::{
     scope::{AgentGrant, Digest},
     secrets::{SecretGrant, SecretsGrant, validate_secret_name},
     warden_agent::{
-        PrefixGrant, RecordsGrant,
-        scope::{DEFAULT_MAX_KEY_BYTES, canonical_prefix, validate_key},
+        Access, ConfigGrant, PrefixGrant, RecordsGrant,
+        scope::{
+            DEFAULT_MAX_KEY_BYTES, canonical_prefix,
+            config::{MAX_CONFIG_KEYS, validate_config_key},
+            fields::{MAX_FIELDS, validate_field_name},
+            is_under, validate_key,
+        },
+    },
+    wasi_filesystem::{
+        DirGrant, FilesGrant,
+        scope::{canonical_grant_path, nested},
     },
     wasi_http::{EgressRule, HttpGrant},
 };
@@ -102,9 +111,29 @@ impl Manifest {
                     entry.prefix
                 )));
             }
+            let fields = entry
+                .fields
+                .as_ref()
+                .map(|f| record_fields(entry.access, f))
+                .transpose()
+                .map_err(|e| invalid(format!("grants.records[{i}].fields: {e}")))?;
+            // Nested prefixes with different access or field lists would
+            // make the effective grant depend on which entry matches first.
+            if let Some((j, other)) = prefixes.iter().enumerate().find(|(_, p)| {
+                (is_under(&prefix, &p.prefix) || is_under(&p.prefix, &prefix))
+                    && (p.access != entry.access || p.fields.is_some() || fields.is_some())
+            }) {
+                let other = format!("{}/", other.prefix);
+                return Err(invalid(format!(
+                    "grants.records[{i}].prefix {:?} overlaps grants.records[{j}].prefix \
+                     {other:?} with different access or fields; grant disjoint prefixes",
+                    entry.prefix,
+                )));
+            }
             prefixes.push(PrefixGrant {
                 prefix,
                 access: entry.access,
+                fields,
             });
         }
         let mut rules = Vec::with_capacity(parsed.grants.http.len());
@@ -132,11 +161,30 @@ impl Manifest {
             }
             rules.push(rule);
         }
+        if parsed.grants.config.len() > MAX_CONFIG_KEYS {
+            return Err(invalid(format!(
+                "grants.config names {} keys, over the maximum of {MAX_CONFIG_KEYS}; grant \
+                 only the keys the agent reads",
+                parsed.grants.config.len()
+            )));
+        }
+        for (i, key) in parsed.grants.config.iter().enumerate() {
+            validate_config_key(key)
+                .map_err(|e| invalid(format!("grants.config[{i}] {key:?}: {e}")))?;
+            if parsed.grants.config[..i].contains(key) {
+                return Err(invalid(format!(
+                    "grants.config[{i}] {key:?} is granted twice; keep one entry"
+                )));
+            }
+        }
         let secrets = secrets_grant(&parsed.grants.secrets, &rules).map_err(invalid)?;
+        let dirs = files_grant(&parsed.grants.files).map_err(invalid)?;
         let grant = AgentGrant {
             records: RecordsGrant { prefixes },
             http: HttpGrant { rules },
+            config: ConfigGrant::new(parsed.grants.config.clone()),
             secrets,
+            files: FilesGrant { dirs },
         };
 
         let base = path.parent().unwrap_or(Path::new("."));
@@ -150,6 +198,36 @@ impl Manifest {
             grant_digest: Digest::of(&grant_json),
         })
     }
+}
+
+/// Checks the field list of a records grant entry; returns it sorted.
+fn record_fields(access: Access, fields: &[String]) -> Result<Vec<String>, String> {
+    if access != Access::Read {
+        return Err(
+            "only a read grant may name fields: a put under a read-write grant would replace \
+             the fields the agent cannot see; use access = \"read\""
+                .into(),
+        );
+    }
+    if fields.is_empty() {
+        return Err("names no field; name the fields the agent may see".into());
+    }
+    if fields.len() > MAX_FIELDS {
+        return Err(format!(
+            "names {} fields, over the maximum of {MAX_FIELDS}",
+            fields.len()
+        ));
+    }
+    let mut sorted = Vec::with_capacity(fields.len());
+    for name in fields {
+        validate_field_name(name).map_err(|e| format!("{name:?}: {e}"))?;
+        if sorted.contains(name) {
+            return Err(format!("{name:?} is named twice; keep one"));
+        }
+        sorted.push(name.clone());
+    }
+    sorted.sort();
+    Ok(sorted)
 }
 
 /// Validates the `[[grants.secrets]]` entries, and that every secret an
@@ -191,7 +269,33 @@ fn secrets_grant(
     Ok(SecretsGrant { secrets })
 }
 
-fn validate_name(name: &str) -> Result<(), String> {
+/// Checks the `[[grants.files]]` entries: each a directory strictly inside
+/// the tenant's files directory, none inside another (which would let a
+/// read-write grant replace what a read grant protects, or grant one
+/// directory twice).
+fn files_grant(entries: &[file::FileGrantFile]) -> Result<Vec<DirGrant>, String> {
+    let mut dirs: Vec<DirGrant> = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let path = canonical_grant_path(&entry.path)
+            .map_err(|e| format!("grants.files[{i}].path {:?}: {e}", entry.path))?;
+        if let Some((j, other)) = dirs.iter().enumerate().find(|(_, d)| nested(&d.path, path)) {
+            return Err(format!(
+                "grants.files[{i}].path {:?} overlaps grants.files[{j}].path {:?}; grant each \
+                 directory once, none inside another",
+                entry.path, other.path
+            ));
+        }
+        dirs.push(DirGrant {
+            path: path.to_owned(),
+            access: entry.access,
+        });
+    }
+    Ok(dirs)
+}
+
+/// Checks an agent name: 1 to [`MAX_AGENT_NAME_BYTES`] of a-z, 0-9 and `-`,
+/// not starting with `-`.
+pub(crate) fn validate_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= MAX_AGENT_NAME_BYTES
         && name
@@ -255,6 +359,51 @@ mod tests {
     }
 
     #[test]
+    fn nested_prefixes_with_the_same_access_and_no_fields_are_fine() {
+        let m = load(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a\"\naccess = \"read\"\n[[grants.records]]\nprefix = \"a/b\"\naccess = \"read\"\n[[grants.records]]\nprefix = \"ab\"\naccess = \"read-write\"\n",
+        )
+        .unwrap();
+        assert_eq!(m.grant.records.prefixes.len(), 3);
+    }
+
+    #[test]
+    fn field_lists_are_sorted_and_part_of_the_digest() {
+        let a = load(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"v\"\naccess = \"read\"\nfields = [\"name\", \"id\"]\n",
+        )
+        .unwrap();
+        let b = load(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"v\"\naccess = \"read\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            a.grant.records.prefixes[0].fields.as_deref(),
+            Some(&["id".to_owned(), "name".to_owned()][..])
+        );
+        assert_ne!(a.grant_digest, b.grant_digest);
+    }
+
+    #[test]
+    fn config_keys_are_sorted_into_the_grant_and_digested() {
+        let a = load("name = \"a\"\ncomponent = \"a.wasm\"\n[grants]\nconfig = [\"b\", \"a\"]\n")
+            .unwrap();
+        let b = load("name = \"a\"\ncomponent = \"a.wasm\"\n[grants]\nconfig = [\"a\", \"b\"]\n")
+            .unwrap();
+        let none = load("name = \"a\"\ncomponent = \"a.wasm\"\n").unwrap();
+        assert_eq!(a.grant.config.keys, ["a", "b"]);
+        assert_eq!(a.grant_digest, b.grant_digest);
+        assert_ne!(a.grant_digest, none.grant_digest);
+        let many: Vec<String> = (0..=MAX_CONFIG_KEYS).map(|i| format!("\"k{i}\"")).collect();
+        let err = load(&format!(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n[grants]\nconfig = [{}]\n",
+            many.join(",")
+        ))
+        .unwrap_err();
+        assert!(err.contains("over the maximum of 64"), "{err}");
+    }
+
+    #[test]
     fn http_grants_are_canonicalised_and_digested() {
         let a = load(
             "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.http]]\nscheme = \"https\"\nhost = \"API.Example.com.\"\n",
@@ -299,6 +448,68 @@ mod tests {
     }
 
     #[test]
+    fn files_grants_are_canonical_and_digested_only_when_present() {
+        let a = load(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.files]]\npath = \"inbox/\"\naccess = \"read\"\n",
+        )
+        .unwrap();
+        assert_eq!(a.grant.files.dirs[0].path, "inbox");
+        assert_eq!(a.grant.files.dirs[0].guest_path(), "/inbox");
+        let none = load("name = \"a\"\ncomponent = \"a.wasm\"\n").unwrap();
+        assert_ne!(a.grant_digest, none.grant_digest);
+        // A grant without files keeps the digest it had before files existed.
+        let old = serde_json::to_vec(&none.grant.records).unwrap();
+        assert_eq!(none.grant_digest, Digest::of(&old));
+    }
+
+    #[test]
+    fn bad_files_grants_name_the_entry() {
+        let entry = |path: &str, access: &str| {
+            format!("\n[[grants.files]]\npath = {path:?}\naccess = {access:?}\n")
+        };
+        let cases = [
+            (
+                entry("../other", "read"),
+                "grants.files[0].path \"../other\": path has",
+            ),
+            (
+                entry("/etc", "read"),
+                "grants.files[0].path \"/etc\": path is absolute",
+            ),
+            (
+                entry("", "read"),
+                "grants.files[0].path \"\": path is empty",
+            ),
+            (entry("a/./b", "read"), "'.' or '..' segment"),
+            (entry("in", "write"), "unknown variant `write`"),
+            (
+                entry("in", "read") + &entry("in/", "read-write"),
+                "grants.files[1].path \"in/\" overlaps grants.files[0].path \"in\"",
+            ),
+            (
+                entry("data", "read-write") + &entry("data/ro", "read"),
+                "grants.files[1].path \"data/ro\" overlaps",
+            ),
+            (
+                "\n[[grants.files]]\npath = \"in\"\naccess = \"read\"\nmode = 1\n".to_owned(),
+                "unknown field `mode`",
+            ),
+        ];
+        for (grants, want) in cases {
+            let err = load(&format!("name = \"a\"\ncomponent = \"a.wasm\"\n{grants}")).unwrap_err();
+            assert!(err.contains(want), "{grants:?}: {err}");
+            assert!(!err.contains('\n'), "error spans lines: {err}");
+        }
+        // Siblings whose names share a prefix do not overlap.
+        load(&format!(
+            "name = \"a\"\ncomponent = \"a.wasm\"\n{}{}",
+            entry("in", "read"),
+            entry("inbox", "read-write")
+        ))
+        .unwrap();
+    }
+
+    #[test]
     fn rejects_bad_manifests_with_one_line_naming_the_entry() {
         let cases = [
             ("component = \"a.wasm\"\n", "missing field `name`"),
@@ -313,8 +524,44 @@ mod tests {
             ),
             ("name = \"a\"\ncomponent = \"\"\n", "component is empty"),
             (
-                "name = \"a\"\ncomponent = \"a.wasm\"\n[grants]\nfiles = []\n",
-                "unknown field `files`",
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[grants]\ncolours = []\n",
+                "unknown field `colours`",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a\"\naccess = \"read\"\n[[grants.records]]\nprefix = \"a/b/\"\naccess = \"read-write\"\n",
+                "grants.records[1].prefix \"a/b/\" overlaps grants.records[0].prefix \"a/\"",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a/b\"\naccess = \"read-write\"\n[[grants.records]]\nprefix = \"a\"\naccess = \"read\"\n",
+                "grants.records[1].prefix \"a\" overlaps grants.records[0].prefix \"a/b/\"",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a\"\naccess = \"read\"\nfields = [\"x\"]\n[[grants.records]]\nprefix = \"a/b\"\naccess = \"read\"\n",
+                "overlaps grants.records[0].prefix",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a\"\naccess = \"read-write\"\nfields = [\"x\"]\n",
+                "grants.records[0].fields: only a read grant may name fields",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a\"\naccess = \"read\"\nfields = []\n",
+                "grants.records[0].fields: names no field",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a\"\naccess = \"read\"\nfields = [\"x\", \"x\"]\n",
+                "grants.records[0].fields: \"x\" is named twice",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[grants]\nconfig = [\"Currency\"]\n",
+                "grants.config[0] \"Currency\": config key may hold only",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[grants]\nconfig = [\"a\", \"a\"]\n",
+                "grants.config[1] \"a\" is granted twice",
+            ),
+            (
+                "name = \"a\"\ncomponent = \"a.wasm\"\n[grants]\nfolders = []\n",
+                "unknown field `folders`",
             ),
             (
                 "name = \"a\"\ncomponent = \"a.wasm\"\n[[grants.records]]\nprefix = \"a/../b\"\naccess = \"read\"\n",

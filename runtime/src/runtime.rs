@@ -37,6 +37,7 @@ use warden_host_api::{
         self, AgentCtx, Approver, NoApprover, SecretsCtx,
         bindings::{AgentPre, exports::warden::agent::handler},
     },
+    wasi_filesystem::{self, FilesCtx},
     wasi_http::{self, HttpCtx, Resolver, SystemResolver},
 };
 use wasmtime::{
@@ -52,6 +53,7 @@ use crate::{
         VerifyOptions,
         VerifyReport,
     },
+    control::ControlPlane,
     engine::{DEFAULT_POOL_INSTANCES, EngineSettings, EpochTicker, build_engine},
     manifest::Manifest,
     secrets::{SecretError, SecretStore},
@@ -59,6 +61,7 @@ use crate::{
     tenant::{
         TenantError, TenantState, Tenants,
         config::TenantConfig,
+        files::{FilesDirError, open_granted},
         instance::InstanceState,
         limiter::TenantLimiter,
         limits::{Ceilings, DEFAULT_MAX_STREAM_BYTES, MAX_STREAM_LINE_BYTES, TenantLimits},
@@ -208,21 +211,27 @@ impl RuntimeBuilder {
         .map_err(|e| BuildError(one_line(&e)))?;
         let tls = self.tls_config()?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        // wasi:filesystem is warden's checked wrapper, linked in place of
+        // wasmtime-wasi's own (see `wasi.rs`).
+        crate::wasi::add_to_linker(&mut linker)
+            .and_then(|()| wasi_filesystem::add_to_linker(&mut linker))
             .and_then(|()| warden_agent::add_to_linker(&mut linker))
             .and_then(|()| warden_agent::add_secrets_to_linker(&mut linker))
             .and_then(|()| wasi_http::add_to_linker(&mut linker))
             .map_err(|e| BuildError(one_line(&e)))?;
         let ticker = EpochTicker::start(&engine)
             .map_err(|e| BuildError(format!("cannot start the epoch thread: {e}")))?;
+        // One registry of audit streams for tenants and the control plane:
+        // each stream may be open once per process.
+        let audit = Arc::new(AuditLogs::new(self.data_dir.clone(), self.audit.clone()));
         Ok(Runtime {
             engine,
             linker,
             components: Mutex::new(BTreeMap::new()),
-            records: Mutex::new(None),
+            control: ControlPlane::with_audit(self.data_dir.clone(), Arc::clone(&audit)),
             tenants: Tenants::new(
                 self.data_dir.clone(),
-                self.audit.clone(),
+                audit,
                 self.default_limits,
                 self.ceilings,
             ),
@@ -318,6 +327,23 @@ pub enum InvokeError {
         #[source]
         source: CommitError,
     },
+    /// The tenant has not allowed this agent, or allowed another grant.
+    #[error("{}", not_allowed(.tenant, .agent, .allowed.as_deref(), .actual))]
+    NotAllowed {
+        /// The tenant.
+        tenant: TenantId,
+        /// The agent.
+        agent: String,
+        /// The grant digest the tenant allowed, hex; `None` when it allowed
+        /// no grant of this agent.
+        allowed: Option<String>,
+        /// The agent's grant digest, hex.
+        actual: String,
+    },
+    /// The control-plane tables (allowed agents, config values) could not
+    /// be read.
+    #[error("cannot read the tenant's allowed agents or config values")]
+    Store(#[source] warden_host_api::error::StoreError),
     /// The actor is not a valid actor name.
     #[error("{0}")]
     Actor(String),
@@ -337,6 +363,23 @@ pub enum InvokeError {
     /// (one is missing, or the store is unreadable); nothing ran.
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// A granted directory could not be opened; the guest did not run.
+    #[error(transparent)]
+    Files(#[from] FilesDirError),
+}
+
+fn not_allowed(tenant: &TenantId, agent: &str, allowed: Option<&str>, actual: &str) -> String {
+    match allowed {
+        None => format!(
+            "agent {agent} is not allowed for tenant {tenant}; an operator allows it with \
+             `warden agents allow <manifest> --tenant {tenant}`"
+        ),
+        Some(allowed) => format!(
+            "agent {agent} has grant sha256:{actual} but tenant {tenant} allowed sha256:{allowed}; \
+             the manifest changed: review it with `warden grants show` and run \
+             `warden agents allow <manifest> --tenant {tenant}`"
+        ),
+    }
 }
 
 /// The CPU deadline passed; raised from the epoch callback.
@@ -348,7 +391,8 @@ struct CpuDeadline;
 /// audit logs.
 ///
 /// Build it once per process with [`Runtime::builder`], load agents with
-/// [`Runtime::load_agent`], and run them with [`Runtime::invoke`]. Each
+/// [`Runtime::load_agent`], and run them with [`Runtime::invoke`] for the
+/// tenants that allowed them through [`Runtime::control`]. Each
 /// invocation gets a fresh store bound to one tenant. Invocations are async
 /// and must run inside a tokio runtime. The guest runs in place on the
 /// calling task until the first epoch tick finds it still running; from then
@@ -366,6 +410,9 @@ struct CpuDeadline;
 /// let runtime = Runtime::builder("/var/lib/warden").build()?;
 /// let agent = runtime.load_agent("examples/invoice-triage/agent.toml".as_ref())?;
 /// let tenant = TenantId::new("acme")?;
+/// // Once, by an operator: the tenant may run this agent with this grant.
+/// // The change is recorded in the control-plane audit stream.
+/// runtime.control().allow_agent(&tenant, agent.manifest(), "ops@acme")?;
 /// let output =
 ///     runtime.invoke(&tenant, &agent, br#"{"invoice_id": "INV-1"}"#, "billing-service").await?;
 /// println!("{}", String::from_utf8_lossy(&output));
@@ -376,7 +423,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<InstanceState>,
     components: Mutex<BTreeMap<Digest, Component>>,
-    records: Mutex<Option<Records>>,
+    control: ControlPlane,
     tenants: Tenants,
     secrets: SecretStore,
     data_dir: PathBuf,
@@ -452,12 +499,14 @@ impl Runtime {
         let pre = AgentPre::new(instance_pre).map_err(world)?;
         let grant = Arc::new(manifest.grant.records.clone());
         let http_grant = Arc::new(manifest.grant.http.clone());
+        let config_grant = Arc::new(manifest.grant.config.clone());
         let secrets_grant = Arc::new(manifest.grant.secrets.clone());
         Ok(Agent {
             manifest,
             component_digest: digest,
             grant,
             http_grant,
+            config_grant,
             secrets_grant,
             pre,
         })
@@ -604,21 +653,43 @@ impl Runtime {
     }
 
     fn records(&self) -> Result<Records, OpenStateError> {
-        let mut slot = self.records.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(records) = &*slot {
-            return Ok(records.clone());
+        self.control.records()
+    }
+
+    /// The control plane: which agents each tenant may run. It shares this
+    /// runtime's audit streams and state database.
+    pub fn control(&self) -> &ControlPlane {
+        &self.control
+    }
+
+    /// Refuses `agent` unless `tenant` allowed it with exactly its grant.
+    ///
+    /// Read on every invocation rather than cached, so that a revocation
+    /// made by another process holds from the next run on.
+    fn check_allowed(&self, tenant: &TenantId, agent: &Agent) -> Result<(), InvokeError> {
+        let allowed = self
+            .records()?
+            .allowed_grant_digest(tenant, &agent.manifest.name)
+            .map_err(InvokeError::Store)?;
+        let actual = agent.manifest.grant_digest.to_hex();
+        if allowed.as_deref() == Some(actual.as_str()) {
+            return Ok(());
         }
-        std::fs::create_dir_all(&self.data_dir).map_err(|e| OpenStateError {
-            path: self.data_dir.clone(),
-            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-        })?;
-        let records = Records::open(&self.data_dir.join("state.sqlite3"))?;
-        *slot = Some(records.clone());
-        Ok(records)
+        tracing::warn!(tenant = %tenant, agent = %agent.manifest.name, "agent not allowed");
+        Err(InvokeError::NotAllowed {
+            tenant: tenant.clone(),
+            agent: agent.manifest.name.clone(),
+            allowed,
+            actual,
+        })
     }
 
     /// Runs `agent` once for `tenant` on `input`, on behalf of `actor`.
     ///
+    /// The tenant must have allowed the agent with exactly its current
+    /// grant ([`ControlPlane::allow_agent`]); otherwise the invocation is
+    /// refused before anything runs, and the refusal is recorded in the
+    /// tenant's audit log with the allowed and the actual grant digests.
     /// The invocation waits for one of the tenant's running slots, gets a
     /// fresh store bound to `tenant`, and runs under the tenant's limits.
     /// Every host call it makes is checked against the agent's grant and
@@ -631,8 +702,9 @@ impl Runtime {
     ///
     /// # Errors
     ///
-    /// Returns [`InvokeError`]: the agent's own error, a trap (naming the
-    /// limit or fault), a busy tenant, an oversized input, or a host failure.
+    /// Returns [`InvokeError`]: an agent the tenant has not allowed, the
+    /// agent's own error, a trap (naming the limit or fault), a busy tenant,
+    /// an oversized input, or a host failure.
     ///
     /// # Panics
     ///
@@ -694,9 +766,15 @@ impl Runtime {
             },
         )?;
 
-        let result = self
-            .admit_and_run(&state, &log, &scope, agent, input, &limits)
-            .await;
+        // The approval is checked after the start event, so that the
+        // attempt and its refusal are both in the tenant's trail.
+        let result = match self.check_allowed(tenant, agent) {
+            Ok(()) => {
+                self.admit_and_run(&state, &log, &scope, agent, input, &limits)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
 
         let (outcome, detail, output_digest) = match &result {
             Ok(output) => (Outcome::Ok, None, Some(audit::value_digest(output))),
@@ -709,6 +787,7 @@ impl Runtime {
             Err(
                 e @ (InvokeError::Busy { .. }
                 | InvokeError::InputTooLarge { .. }
+                | InvokeError::NotAllowed { .. }
                 | InvokeError::Secret(_)),
             ) => (Outcome::Refused, Some(e.to_string()), None),
             Err(e) => (Outcome::Trap, Some(e.to_string()), None),
@@ -875,12 +954,26 @@ impl Runtime {
         txn: &Transaction,
         secrets: Arc<TenantSecrets>,
     ) -> Result<RunEnd, InvokeError> {
+        // The granted keys' values, read once: bounded by the number of
+        // keys a grant may name and the size of a value.
+        let config_values = if agent.config_grant.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.records()?
+                .config_values(&scope.tenant, &agent.manifest.name)
+                .map_err(InvokeError::Store)?
+                .into_iter()
+                .filter(|(key, _)| agent.config_grant.decide(key))
+                .collect()
+        };
+        let dirs = open_granted(&self.data_dir, &scope.tenant, &agent.manifest.grant.files)?;
         let cpu = Arc::new(drive::CpuMeter::default());
         let stdout = MemoryOutputPipe::new(DEFAULT_MAX_STREAM_BYTES);
         let stderr = MemoryOutputPipe::new(DEFAULT_MAX_STREAM_BYTES);
         // WASI gets clocks, random and the two captured streams. No
-        // environment, arguments, preopened directories or network: the
-        // builder starts empty, and sockets are refused outright.
+        // environment, arguments or network: the builder starts empty, and
+        // sockets are refused outright. Granted directories are preopened by
+        // warden's own filesystem (`files` below), not by this context.
         let wasi = WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -898,6 +991,7 @@ impl Runtime {
                 Arc::clone(log) as Arc<dyn audit::AuditSink>,
                 limits.agent_limits(),
             )
+            .with_config(Arc::clone(&agent.config_grant), config_values)
             .with_approver(
                 Arc::clone(&self.approver),
                 Instant::now() + limits.wall_timeout,
@@ -917,6 +1011,12 @@ impl Runtime {
                 Arc::clone(&agent.secrets_grant),
                 secrets,
                 Arc::clone(log) as Arc<dyn audit::AuditSink>,
+            ),
+            files: FilesCtx::new(
+                Arc::clone(scope),
+                dirs,
+                Arc::clone(log) as Arc<dyn warden_host_api::audit::AuditSink>,
+                limits.files_limits(),
             ),
             limiter: TenantLimiter::new(*limits),
             cpu: Arc::clone(&cpu),
@@ -982,6 +1082,9 @@ impl Runtime {
             self.limit_hit(log, scope, limit, detail.to_owned(), times)?;
         }
         for (limit, times) in state.agent.limit_hits() {
+            self.count_hit(&scope.tenant, limit, u64::from(times));
+        }
+        for (limit, times) in state.files.limit_hits() {
             self.count_hit(&scope.tenant, limit, u64::from(times));
         }
         let stdout_full = self.record_streams(log, scope, &stdout, StreamName::Stdout)?;

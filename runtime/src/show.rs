@@ -121,6 +121,23 @@ fn describe(seq: u64, e: &Value) -> String {
             bs("stream"),
             s("actor")
         ),
+        "control-change" => {
+            let digest = |k: &str| {
+                let d = bs(k);
+                if d.is_empty() {
+                    "none".to_owned()
+                } else {
+                    format!("sha256:{}", short(&d))
+                }
+            };
+            format!(
+                "{} {} by {}: grant {} -> {}; {}",
+                bs("action"),
+                bs("agent"),
+                s("actor"),
+                digest("before_grant_digest"),
+                digest("after_grant_digest"),
+                bs("change")
         "control-request" => {
             let status = b
                 .get("status")

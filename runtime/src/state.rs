@@ -10,9 +10,16 @@
 //! [`Transaction`] (see `state/transaction.rs`) that keeps its writes in
 //! memory, shows them to its own reads, and applies them in one SQLite
 //! transaction only when the invocation succeeds.
+//!
+//! The same file holds the control plane's tables, changed only through
+//! `warden` commands: which agents each tenant may run (`state/agents.rs`)
+//! and the config values set for them (`state/config.rs`).
 
+mod agents;
+mod config;
 mod transaction;
 
+pub use agents::AllowedAgent;
 pub use transaction::{CommitError, Transaction};
 
 use std::{
@@ -76,6 +83,8 @@ impl Records {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        conn.execute_batch(agents::SCHEMA).map_err(err)?;
+        conn.execute_batch(config::SCHEMA).map_err(err)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

@@ -1,5 +1,5 @@
-//! Tenants: their configuration, concurrency gate and audit log, the store
-//! data type and the resource limiter.
+//! Tenants: their configuration, concurrency gate and audit log, files
+//! directory, the store data type and the resource limiter.
 //!
 //! A tenant is known by its validated [`TenantId`]. The registry loads each
 //! tenant's configuration and opens its audit log once per process, and keeps
@@ -7,6 +7,7 @@
 //! across every caller in the process.
 
 pub mod config;
+pub mod files;
 pub(crate) mod gate;
 pub mod instance;
 pub mod limiter;
@@ -20,7 +21,7 @@ use std::{
 
 pub use warden_host_api::scope::TenantId;
 
-use crate::audit::{AuditLog, AuditLogError, AuditLogs, AuditOptions};
+use crate::audit::{AuditLog, AuditLogError, AuditLogs};
 use config::{ConfigError, TenantConfig};
 use gate::Gate;
 use limits::{Ceilings, TenantLimits};
@@ -57,7 +58,7 @@ pub(crate) struct TenantState {
 #[derive(Debug)]
 pub(crate) struct Tenants {
     data_dir: PathBuf,
-    audit: AuditLogs,
+    audit: Arc<AuditLogs>,
     defaults: TenantLimits,
     ceilings: Ceilings,
     loaded: Mutex<HashMap<TenantId, Arc<TenantState>>>,
@@ -66,12 +67,12 @@ pub(crate) struct Tenants {
 impl Tenants {
     pub(crate) fn new(
         data_dir: PathBuf,
-        audit: AuditOptions,
+        audit: Arc<AuditLogs>,
         defaults: TenantLimits,
         ceilings: Ceilings,
     ) -> Self {
         Self {
-            audit: AuditLogs::new(data_dir.clone(), audit),
+            audit,
             data_dir,
             defaults,
             ceilings,

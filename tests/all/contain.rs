@@ -62,6 +62,11 @@ impl InProcess {
         agent: &Agent,
         input: &str,
     ) -> Result<String, InvokeError> {
+        // The operator's approval, as `warden agents allow` gives it.
+        self.runtime
+            .control()
+            .allow_agent(tenant, agent.manifest(), "test")
+            .unwrap();
         let out = self
             .runtime
             .invoke(tenant, agent, input.as_bytes(), "test")

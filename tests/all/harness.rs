@@ -1,5 +1,12 @@
 //! One place that builds a data directory, a manifest and a `warden`
 //! command, so that each test reads as its scenario.
+//!
+//! A tenant runs only the agents an operator allowed (`warden agents
+//! allow`). Tests about something else should not each repeat that step, so
+//! [`Env::warden`] runs the real binary through a small shell wrapper that,
+//! before every `warden run MANIFEST --tenant T [--actor A]`, allows that
+//! manifest for that tenant as that actor, exactly as an operator would.
+//! Tests about approval itself use [`Env::warden_unwrapped`].
 
 use std::{
     path::{Path, PathBuf},
@@ -31,12 +38,33 @@ impl Env {
         std::fs::write(dir.join(format!("{tenant}.toml")), text).unwrap();
     }
 
-    /// A `warden` command using this env's data directory.
+    /// A `warden` command using this env's data directory, which allows
+    /// the agent of every `run` for its tenant first (see the module docs).
     pub(crate) fn warden(&self) -> Command {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", ALLOW_THEN_RUN, "warden"])
+            .env("WARDEN_BIN", env!("CARGO_BIN_EXE_warden"))
+            .env("WARDEN_DATA_DIR", self.data_dir())
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// A `warden` command using this env's data directory, with nothing
+    /// done before it.
+    pub(crate) fn warden_unwrapped(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
         cmd.env("WARDEN_DATA_DIR", self.data_dir())
             .env_remove("RUST_LOG");
         cmd
+    }
+
+    /// Runs `warden agents ARGS...` (unwrapped) and returns its output.
+    pub(crate) fn agents(&self, args: &[&str]) -> Output {
+        self.warden_unwrapped()
+            .arg("agents")
+            .args(args)
+            .output()
+            .expect("run warden")
     }
 
     /// Writes a manifest named `name` for `component` with `grants`, given
@@ -161,6 +189,42 @@ impl Env {
         self.log_dir(tenant).join("seg-00000000000000000001.jsonl")
     }
 }
+
+/// The wrapper behind [`Env::warden`]. For `run MANIFEST ...` it first runs
+/// `warden agents allow MANIFEST --tenant T [--actor A]`, quietly: when the
+/// allow fails (a bad manifest, tenant or actor), the run that follows
+/// reports the same mistake itself. Two processes cannot hold the
+/// control-plane log at once, so a concurrent allow is retried. Then it
+/// `exec`s the command, so the process a test waits on or kills is warden.
+const ALLOW_THEN_RUN: &str = r#"
+if [ "$1" = run ]; then
+  manifest=$2 tenant= actor= prev=
+  for arg in "$@"; do
+    case $prev in
+      --tenant) tenant=$arg ;;
+      --actor) actor=$arg ;;
+    esac
+    case $arg in
+      --tenant=*) tenant=${arg#--tenant=} ;;
+      --actor=*) actor=${arg#--actor=} ;;
+    esac
+    prev=$arg
+  done
+  i=0
+  while [ $i -lt 100 ]; do
+    if [ -n "$actor" ]; then
+      out=$("$WARDEN_BIN" agents allow "$manifest" --tenant "$tenant" --actor "$actor" 2>&1 </dev/null)
+    else
+      out=$("$WARDEN_BIN" agents allow "$manifest" --tenant "$tenant" 2>&1 </dev/null)
+    fi
+    case $out in
+      *"in use by another warden process"*) sleep 0.05; i=$((i + 1)) ;;
+      *) break ;;
+    esac
+  done
+fi
+exec "$WARDEN_BIN" "$@"
+"#;
 
 pub(crate) fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

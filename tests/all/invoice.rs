@@ -154,3 +154,36 @@ fn triage_cannot_write_vendor_records() {
         .unwrap();
     assert_eq!(vendors["access"].as_str(), Some("read"));
 }
+
+#[test]
+fn triage_never_sees_the_vendors_bank_account_and_the_trail_says_so() {
+    let (env, manifest) = setup();
+    let result = triage(&env, &manifest, "acme", "inv-1001.json");
+    assert_eq!(result["decision"], "approve", "{result}");
+    // The shipped grant shows invoice-triage five vendor fields; the IBAN
+    // vendor-sync stored stays on the host.
+    let gets: Vec<Value> = env
+        .calls("acme", "get", "vendors/ACME-001")
+        .into_iter()
+        .filter(|e| e["agent"] == "invoice-triage")
+        .collect();
+    assert_eq!(gets.len(), 1, "{gets:?}");
+    let reason = gets[0]["body"]["reason"].as_str().unwrap();
+    assert!(
+        reason.ends_with("fields withheld: country, iban"),
+        "{reason}"
+    );
+    assert!(!result.to_string().contains("DE89"), "{result}");
+
+    let shown = env
+        .warden()
+        .args(["grants", "show"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    let text = stdout(&shown);
+    assert!(
+        text.contains("read vendors/ (fields approval_limit, currency, id, name, status)"),
+        "{text}"
+    );
+}

@@ -1,8 +1,10 @@
 //! End-to-end tests: the real `warden` binary running real components built
 //! from `guest-sdk` by `warden-test-programs`.
 
+mod agents;
 mod audit_cli;
 mod bad_input;
+mod config;
 mod contain;
 mod crash;
 mod daemon;
@@ -10,6 +12,8 @@ mod daemon_approvals;
 mod daemon_authz;
 mod daemon_client;
 mod egress;
+mod fields;
+mod files;
 mod harness;
 mod invoice;
 mod isolation;

@@ -18,6 +18,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("guest-probe", "PROBE", "guest_probe.wasm"),
     ("guest-egress", "EGRESS", "guest_egress.wasm"),
     ("guest-secrets", "SECRETS", "guest_secrets.wasm"),
+    ("guest-files", "FILES", "guest_files.wasm"),
     (
         "guest-bench-trivial",
         "BENCH_TRIVIAL",

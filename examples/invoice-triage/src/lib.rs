@@ -51,7 +51,9 @@
 //!
 //! # Capabilities and grant
 //!
-//! - `records`: `get` under `vendors/`; `get` and `put` under `triage/`;
+//! - `records`: `get` under `vendors/`, seeing only the fields it decides
+//!   on (not the vendor's `iban` or `country`); `get` and `put` under
+//!   `triage/`;
 //! - `decisions`: one `record` per invocation; needs no grant.
 //!
 //! The smallest grant that runs it, as in `agent.toml`:
@@ -60,6 +62,7 @@
 //! [[grants.records]]
 //! prefix = "vendors/"
 //! access = "read"
+//! fields = ["id", "name", "currency", "status", "approval_limit"]
 //!
 //! [[grants.records]]
 //! prefix = "triage/"

@@ -22,7 +22,8 @@
 //!
 //! The whole list is checked before anything is written; the first problem
 //! fails the run with [`Error::InvalidInput`] naming the entry by its index
-//! (`vendors[3]`). An entry needs all six fields and no others; its id must
+//! (`vendors[3]`). An entry needs six fields, may have a seventh, `iban`
+//! (the shape of an IBAN, without spaces), and no others; its id must
 //! be 1 to 64 ASCII letters, digits, `-` or `_`, since it becomes one record
 //! key segment; ids must be unique; `country` and `currency` are upper-case
 //! ISO codes; `status` is `active` or `blocked`; `approval_limit` is a decimal

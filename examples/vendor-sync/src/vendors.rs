@@ -45,6 +45,11 @@ pub(crate) struct Vendor {
     /// Highest invoice total approved without a person, in `currency`, as
     /// a decimal string such as `"5000.00"`.
     pub(crate) approval_limit: String,
+    /// The account the vendor is paid to, as an IBAN without spaces; when
+    /// present. Payment data: an agent that does not pay vendors should be
+    /// granted the other fields only (see invoice-triage's manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) iban: Option<String>,
 }
 
 /// Whether a vendor may be paid.
@@ -159,6 +164,14 @@ fn check_vendor(vendor: &Vendor) -> Result<(), String> {
             vendor.currency
         ));
     }
+    if let Some(iban) = &vendor.iban
+        && !is_iban(iban)
+    {
+        return Err(format!(
+            "({id}) iban {iban:?} is not an IBAN; write 15 to 34 letters and digits without \
+             spaces, starting with the country code"
+        ));
+    }
     if !is_amount(&vendor.approval_limit) {
         return Err(format!(
             "({id}) approval_limit {:?} is not an amount; write it like \"5000.00\"",
@@ -166,6 +179,18 @@ fn check_vendor(vendor: &Vendor) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The shape of an IBAN: a two-letter country code, two check digits, then
+/// up to 30 letters and digits. The checksum is the bank's business.
+fn is_iban(text: &str) -> bool {
+    let b = text.as_bytes();
+    (15..=34).contains(&b.len())
+        && b[..2].iter().all(u8::is_ascii_uppercase)
+        && b[2..4].iter().all(u8::is_ascii_digit)
+        && b[4..]
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 fn is_upper_code(code: &str, len: usize) -> bool {
@@ -216,6 +241,24 @@ mod tests {
         }
     }
 
+    /// A one-vendor list whose vendor has `iban`.
+    fn with_iban(iban: &str) -> String {
+        acme_with(r#""status""#, &format!(r#""iban":"{iban}","status""#))
+    }
+
+    #[test]
+    fn an_iban_is_optional_and_kept_when_given() {
+        let vendors = parse_vendors(with_iban("DE89370400440532013000").as_bytes()).unwrap();
+        assert_eq!(vendors[0].iban.as_deref(), Some("DE89370400440532013000"));
+        let stored = serde_json::to_string(&vendors[0]).unwrap();
+        assert!(
+            stored.contains(r#""iban":"DE89370400440532013000""#),
+            "{stored}"
+        );
+        let without = parse_vendors(format!("[{ACME}]").as_bytes()).unwrap();
+        assert!(!serde_json::to_string(&without[0]).unwrap().contains("iban"));
+    }
+
     #[test]
     fn a_stored_vendor_round_trips_unchanged() {
         let vendors = parse_vendors(format!("[{ACME}]").as_bytes()).unwrap();
@@ -257,6 +300,9 @@ mod tests {
             ("limit as number", acme_with(r#""5000.00""#, "5000"), "vendors[0] does not have"),
             ("second entry bad", two.replace("BETA-002", "BETA/002"), "vendors[1] has an unusable"),
             ("repeated id", repeated, "vendors[1] repeats the id ACME-001 of vendors[0]"),
+            ("iban with spaces", with_iban("DE89 3704 0044 0532 0130 00"), "is not an IBAN"),
+            ("short iban", with_iban("DE8937"), "(ACME-001) iban \"DE8937\" is not an IBAN"),
+            ("lower-case iban", with_iban("de89370400440532013000"), "is not an IBAN"),
         ];
         for (case, input, words) in cases {
             let err = parse_vendors(input.as_bytes()).unwrap_err().to_string();

@@ -1,6 +1,8 @@
 //! Trait impls for the generated `warden:agent` bindings, one block per
 //! interface in WIT order.
 
+use std::sync::Arc;
+
 use tracing::debug_span;
 
 use super::{
@@ -8,13 +10,19 @@ use super::{
     approver::{
         ApprovalAnswer, ApprovalRequest, MAX_ACTION_BYTES, MAX_APPROVALS, MAX_DETAIL_BYTES,
     },
-    bindings::warden::agent::{approvals, decisions, records},
-    scope::{Need, canonical_prefix, validate_key},
+    bindings::warden::agent::{approvals, config, decisions, records},
+    scope::{
+        Need, canonical_prefix,
+        config::{ConfigKeyError, validate_config_key},
+        fields::project,
+        validate_key,
+    },
 };
-use crate::audit::{self, Blame, Decision, EventBody, value_digest};
+use crate::audit::{self, Blame, Decision, EventBody, MAX_TEXT_BYTES, value_digest};
 
 const RECORDS: &str = "warden:agent/records";
 const DECISIONS: &str = "warden:agent/decisions";
+const CONFIG: &str = "warden:agent/config";
 const APPROVALS: &str = "warden:agent/approvals";
 
 /// One scope decision, ready to be recorded.
@@ -144,10 +152,37 @@ impl records::Host for AgentCtx {
             Ok(reason) => reason,
             Err(e) => return Ok(Err(e)),
         };
+        // The entry that allowed the read, for its field list: a second
+        // match over the compiled prefixes, nothing parsed.
+        let grant = Arc::clone(&self.grant);
+        let fields = grant
+            .decide_entry(canonical_prefix(&key), Need::Read)
+            .ok()
+            .and_then(|entry| entry.fields.as_deref());
         // A read changes nothing, so its event is written after the backend
         // answers and before the guest sees the value: the event can then
         // carry the digest of exactly what the guest received.
         match self.store.get(&self.scope.tenant, &key) {
+            Ok(Some(value)) if fields.is_some() => {
+                let fields = fields.unwrap_or_default();
+                match project(&value, fields) {
+                    Ok(projection) => {
+                        let withheld = if projection.withheld.is_empty() {
+                            "no field withheld".to_owned()
+                        } else {
+                            format!("fields withheld: {}", projection.withheld.join(", "))
+                        };
+                        let why = audit::bounded(&format!("{reason}; {withheld}"), MAX_TEXT_BYTES);
+                        let digest = Some(value_digest(&projection.value));
+                        self.audit_call(&call, Decision::Allow, why, None, digest, None)?;
+                        Ok(Ok(projection.value))
+                    }
+                    Err(e) => {
+                        self.deny(&call, e.to_string())?;
+                        Ok(Err(records::Error::NotPermitted(e.to_string())))
+                    }
+                }
+            }
             Ok(Some(value)) => {
                 let digest = Some(value_digest(&value));
                 self.audit_call(&call, Decision::Allow, reason, None, digest, None)?;
@@ -358,6 +393,67 @@ impl decisions::Host for AgentCtx {
         };
         audit::emit(&*self.audit, &self.scope, body).map_err(wasmtime::Error::new)?;
         Ok(Ok(()))
+    }
+}
+
+impl config::Host for AgentCtx {
+    fn get(&mut self, key: String) -> wasmtime::Result<Result<String, config::Error>> {
+        let _span = debug_span!("config.get", tenant = %self.scope.tenant, key = %key).entered();
+        let call = Call {
+            interface: CONFIG,
+            function: "get",
+            resource: &key,
+        };
+        if let Err(reason) = self.count_call()? {
+            self.deny(&call, reason.clone())?;
+            return Ok(Err(config::Error::LimitReached(reason)));
+        }
+        // The key rule first: a 10 MB key is refused by its length alone,
+        // and the refusal records it cut to the audit resource bound.
+        if let Err(e) = validate_config_key(&key) {
+            let why = e.to_string();
+            self.deny(&call, why.clone())?;
+            return Ok(Err(match e {
+                ConfigKeyError::TooLong(_) => {
+                    self.hit("max_config_key_bytes");
+                    config::Error::LimitReached(why)
+                }
+                ConfigKeyError::Empty | ConfigKeyError::BadCharacter => {
+                    config::Error::NotPermitted(why)
+                }
+            }));
+        }
+        if !self.config_grant.decide(&key) {
+            let why = "config key is not granted to this agent".to_owned();
+            self.deny(&call, why.clone())?;
+            return Ok(Err(config::Error::NotPermitted(why)));
+        }
+        match self.config_values.get(&key) {
+            Some(value) => {
+                let digest = Some(value_digest(value.as_bytes()));
+                let value = value.clone();
+                self.audit_call(
+                    &call,
+                    Decision::Allow,
+                    "granted config key".into(),
+                    None,
+                    digest,
+                    None,
+                )?;
+                Ok(Ok(value))
+            }
+            None => {
+                self.audit_call(
+                    &call,
+                    Decision::Allow,
+                    "granted config key; not set".into(),
+                    None,
+                    None,
+                    None,
+                )?;
+                Ok(Err(config::Error::NotFound))
+            }
+        }
     }
 }
 

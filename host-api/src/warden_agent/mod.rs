@@ -1,9 +1,11 @@
-//! Host side of the `warden:agent` package: `records`, `decisions` and
-//! `approvals` and `secrets`.
+//! Host side of the `warden:agent` package: `records`, `decisions`,
+//! `config`, `approvals` and `secrets`.
 //!
 //! [`AgentCtx`] is the per-instance state these interfaces need: the
 //! invocation's [`InstanceScope`], the agent's [`RecordsGrant`], a
-//! [`RecordStore`] backend, the [`AuditSink`] and the [`AgentLimits`]. The
+//! [`RecordStore`] backend, the [`AuditSink`] and the [`AgentLimits`], plus
+//! the agent's [`ConfigGrant`] and the config values the operator set for
+//! it (see [`AgentCtx::with_config`]). The
 //! runtime builds one per store and lends it out through [`AgentView`];
 //! [`add_to_linker`] wires the generated bindings to it.
 //!
@@ -32,7 +34,7 @@ use crate::{
     scope::{InstanceScope, TenantId},
 };
 pub use approver::{ApprovalAnswer, ApprovalRequest, Approver, NoApprover};
-pub use scope::{Access, PrefixGrant, RecordsGrant};
+pub use scope::{Access, PrefixGrant, RecordsGrant, config::ConfigGrant};
 pub use secrets::{DEFAULT_MAX_SECRET_READS, SecretsCtx, SecretsView, add_secrets_to_linker};
 
 /// Generated bindings for the `agent` world.
@@ -183,6 +185,8 @@ pub struct AgentCtx {
     host_calls: u32,
     decisions: u32,
     limit_hits: std::collections::BTreeMap<&'static str, u32>,
+    config_grant: Arc<ConfigGrant>,
+    config_values: std::collections::BTreeMap<String, String>,
     approver: Arc<dyn Approver>,
     deadline: Instant,
     approvals: u32,
@@ -217,10 +221,27 @@ impl AgentCtx {
             host_calls: 0,
             decisions: 0,
             limit_hits: Default::default(),
+            config_grant: Arc::default(),
+            config_values: Default::default(),
             approver: Arc::new(NoApprover),
             deadline: Instant::now(),
             approvals: 0,
         }
+    }
+
+    /// Grants the `config` keys of `grant`, with `values` the operator set
+    /// for this tenant and agent. Without it, every config read is refused.
+    ///
+    /// Only the granted keys' values belong in `values`; the runtime reads
+    /// them once per invocation, so a guest sees one consistent set.
+    pub fn with_config(
+        mut self,
+        grant: Arc<ConfigGrant>,
+        values: std::collections::BTreeMap<String, String>,
+    ) -> Self {
+        self.config_grant = grant;
+        self.config_values = values;
+        self
     }
 
     /// Lets `approvals.request` ask `approver`, waiting at most until
@@ -261,13 +282,15 @@ impl HasData for HasAgent {
     type Data<'a> = &'a mut AgentCtx;
 }
 
-/// Adds the `warden:agent` imports (`records`, `decisions`, `approvals`) to
+/// Adds the `warden:agent` imports (`records`, `decisions`, `config`,
+/// `approvals`) to
 /// `linker`.
 ///
 /// # Scope
 ///
-/// Every function added checks the [`RecordsGrant`] or limits held in the
-/// instance's [`AgentCtx`] and records one audit event per call.
+/// Every function added checks the [`RecordsGrant`], [`ConfigGrant`] or
+/// limits held in the instance's [`AgentCtx`] and records one audit event
+/// per call.
 ///
 /// # Errors
 ///
@@ -275,6 +298,7 @@ impl HasData for HasAgent {
 pub fn add_to_linker<T: AgentView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     bindings::warden::agent::records::add_to_linker::<T, HasAgent>(linker, T::agent_ctx)?;
     bindings::warden::agent::decisions::add_to_linker::<T, HasAgent>(linker, T::agent_ctx)?;
+    bindings::warden::agent::config::add_to_linker::<T, HasAgent>(linker, T::agent_ctx)?;
     bindings::warden::agent::approvals::add_to_linker::<T, HasAgent>(linker, T::agent_ctx)?;
     Ok(())
 }

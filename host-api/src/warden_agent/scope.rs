@@ -6,6 +6,9 @@
 //! characters, non-NFC text, oversize), then [`RecordsGrant::decide`] matches
 //! the key against the granted prefixes on whole `/` segments.
 
+pub mod config;
+pub mod fields;
+
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use unicode_normalization::is_nfc;
@@ -39,6 +42,11 @@ pub struct PrefixGrant {
     pub prefix: String,
     /// What it allows.
     pub access: Access,
+    /// When set, the only top-level fields of the JSON objects under the
+    /// prefix the agent may see, sorted; only read grants carry it (see
+    /// [`fields`]). Absent: the agent sees whole values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<String>>,
 }
 
 /// The records part of an agent's grant: a set of key prefixes.
@@ -161,13 +169,23 @@ impl RecordsGrant {
     ///
     /// Returns the [`Refusal`] to report to the guest and the audit trail.
     pub fn decide(&self, key: &str, need: Need) -> Result<&str, Refusal> {
+        self.decide_entry(key, need).map(|g| g.prefix.as_str())
+    }
+
+    /// Like [`RecordsGrant::decide`], returning the whole grant entry that
+    /// allowed the call, so that its field list can be applied.
+    ///
+    /// # Errors
+    ///
+    /// Returns the [`Refusal`] to report to the guest and the audit trail.
+    pub fn decide_entry(&self, key: &str, need: Need) -> Result<&PrefixGrant, Refusal> {
         let mut read_only = None;
         for grant in &self.prefixes {
             if !is_under(key, &grant.prefix) {
                 continue;
             }
             match (grant.access, need) {
-                (Access::ReadWrite, _) | (Access::Read, Need::Read) => return Ok(&grant.prefix),
+                (Access::ReadWrite, _) | (Access::Read, Need::Read) => return Ok(grant),
                 (Access::Read, Need::Write) => read_only = Some(grant.prefix.clone()),
             }
         }
@@ -185,10 +203,12 @@ mod tests {
                 PrefixGrant {
                     prefix: "a/b".into(),
                     access: Access::Read,
+                    fields: None,
                 },
                 PrefixGrant {
                     prefix: "out".into(),
                     access: Access::ReadWrite,
+                    fields: None,
                 },
             ],
         }

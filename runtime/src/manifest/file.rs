@@ -26,8 +26,12 @@ pub(super) struct GrantsFile {
     pub(super) records: Vec<RecordGrantFile>,
     #[serde(default)]
     pub(super) http: Vec<HttpGrantFile>,
+    /// Names of the config values the agent may read.
+    #[serde(default)]
+    pub(super) config: Vec<String>,
     #[serde(default)]
     pub(super) secrets: Vec<SecretGrantFile>,
+    pub(super) files: Vec<FileGrantFile>,
 }
 
 /// One `[[grants.records]]` entry.
@@ -36,6 +40,9 @@ pub(super) struct GrantsFile {
 pub(super) struct RecordGrantFile {
     pub(super) prefix: String,
     pub(super) access: Access,
+    /// The only top-level fields of JSON records the agent sees; read
+    /// grants only.
+    pub(super) fields: Option<Vec<String>>,
 }
 
 /// One `[[grants.http]]` entry: a destination for outbound requests.
@@ -67,6 +74,17 @@ pub(super) struct SecretGrantFile {
     /// Whether the guest may read the value; default `false`.
     #[serde(default)]
     pub(super) reveal: bool,
+}
+
+/// One `[[grants.files]]` entry: a directory under the tenant's files
+/// directory.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileGrantFile {
+    /// Relative to `<data-dir>/files/<tenant>/`.
+    pub(super) path: String,
+    /// `read` or `read-write`.
+    pub(super) access: Access,
 }
 
 /// Parses `text`; the error is one line naming the offending entry.

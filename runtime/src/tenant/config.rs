@@ -172,6 +172,7 @@ impl TenantConfig {
                 l.max_http_requests,
                 defaults.max_http_requests,
             ),
+            max_file_bytes: int("max_file_bytes", l.max_file_bytes, defaults.max_file_bytes),
         };
         if let Some(text) = &l.cpu_timeout {
             limits.cpu_timeout = duration("cpu_timeout", text)?;

@@ -2,6 +2,7 @@
 
 use warden_host_api::{
     warden_agent::{AgentCtx, AgentView, SecretsCtx, SecretsView},
+    wasi_filesystem::{FilesCtx, FilesCtxView, FilesView},
     wasi_http::{HttpCtx, HttpView, WasiHttpCtxView, WasiHttpView},
 };
 use wasmtime::component::ResourceTable;
@@ -19,6 +20,7 @@ pub struct InstanceState {
     pub(crate) agent: AgentCtx,
     pub(crate) http: HttpCtx,
     pub(crate) secrets: SecretsCtx,
+    pub(crate) files: FilesCtx,
     pub(crate) limiter: TenantLimiter,
     /// CPU time the invocation has used, metered per poll.
     pub(crate) cpu: std::sync::Arc<crate::runtime::drive::CpuMeter>,
@@ -65,5 +67,14 @@ impl HttpView for InstanceState {
 impl WasiHttpView for InstanceState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         self.http.view(&mut self.table)
+    }
+}
+
+impl FilesView for InstanceState {
+    fn files(&mut self) -> FilesCtxView<'_> {
+        FilesCtxView {
+            ctx: &mut self.files,
+            table: &mut self.table,
+        }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use thiserror::Error;
 use warden_host_api::{
     warden_agent::AgentLimits,
+    wasi_filesystem::FilesLimits,
     wasi_http::{
         DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADER_COUNT, DEFAULT_MAX_REQUEST_BODY_BYTES,
         DEFAULT_MAX_REQUESTS, DEFAULT_MAX_RESPONSE_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT, HttpLimits,
@@ -46,6 +47,10 @@ pub const DEFAULT_MAX_FUEL: u64 = 10_000_000_000;
 pub const DEFAULT_MAX_WRITE_BYTES: u64 = 64 * 1024 * 1024;
 /// Default bytes of records (keys plus values) one tenant may store: 256 MiB.
 pub const DEFAULT_MAX_STORED_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Default largest file an agent may write in the tenant's files
+/// directory: 16 MiB.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = warden_host_api::wasi_filesystem::DEFAULT_MAX_FILE_BYTES;
 
 /// Largest `max_input_bytes` a tenant may set: 64 MiB.
 pub const MAX_INPUT_BYTES_CEILING: u64 = 64 * 1024 * 1024;
@@ -124,6 +129,10 @@ pub struct TenantLimits {
     /// Most `wasi:http` requests per invocation, refused ones included.
     /// Default [`DEFAULT_MAX_REQUESTS`] (32).
     pub max_http_requests: u64,
+    /// Largest size, in bytes, a write through `wasi:filesystem` may grow a
+    /// file to; past it the write fails with `file-too-large`. Default
+    /// [`DEFAULT_MAX_FILE_BYTES`].
+    pub max_file_bytes: u64,
 }
 
 impl Default for TenantLimits {
@@ -150,6 +159,7 @@ impl Default for TenantLimits {
             max_http_header_bytes: DEFAULT_MAX_HEADER_BYTES as u64,
             http_request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_http_requests: u64::from(DEFAULT_MAX_REQUESTS),
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
         }
     }
 }
@@ -275,6 +285,7 @@ impl TenantLimits {
             hour,
         )?;
         check("max_http_requests", self.max_http_requests, 0, 100_000)?;
+        check("max_file_bytes", self.max_file_bytes, 1, 1 << 40)?;
         Ok(())
     }
 
@@ -298,6 +309,14 @@ impl TenantLimits {
             max_stored_bytes: self.max_stored_bytes,
             max_write_bytes: self.max_write_bytes,
             ..AgentLimits::default()
+        }
+    }
+
+    /// The limits host-api enforces on `wasi:filesystem` calls.
+    pub fn files_limits(&self) -> FilesLimits {
+        FilesLimits {
+            max_file_bytes: self.max_file_bytes,
+            max_calls: u32::try_from(self.max_host_calls).unwrap_or(u32::MAX),
         }
     }
 }

@@ -46,6 +46,7 @@ pub(super) struct LimitsFile {
     pub(super) max_http_header_bytes: Option<i64>,
     pub(super) http_request_timeout: Option<String>,
     pub(super) max_http_requests: Option<i64>,
+    pub(super) max_file_bytes: Option<i64>,
 }
 
 pub(super) fn parse(text: &str) -> Result<TenantFile, String> {

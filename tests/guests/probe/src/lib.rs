@@ -7,6 +7,8 @@
 //!
 //! - `get KEY`, `put KEY VALUE`, `delete KEY`, `list PREFIX`;
 //! - `decide SUBJECT OUTCOME REASON...`;
+//! - `config KEY` reads a config value; `config-long N` reads a key of N
+//!   bytes;
 //! - `say TEXT...` prints to stdout, `warn TEXT...` to stderr;
 //! - `put-big KEY SIZE` stores SIZE bytes; `fill PREFIX N` stores N keys;
 //! - `hammer N KEY` calls `get KEY` N times ignoring every answer;
@@ -17,7 +19,7 @@
 //!
 //! Grant: whatever the test gives it; it asks for nothing by itself.
 
-use warden_guest_sdk::{Agent, Error, decisions, export_agent, records};
+use warden_guest_sdk::{Agent, Error, config, decisions, export_agent, records};
 
 struct Probe;
 
@@ -28,6 +30,15 @@ fn records_err(e: &records::Error) -> String {
         records::Error::LimitReached(m) => format!("err limit-reached: {m}"),
         records::Error::InvalidKey(m) => format!("err invalid-key: {m}"),
         records::Error::Other(m) => format!("err other: {m}"),
+    }
+}
+
+fn config_err(e: &config::Error) -> String {
+    match e {
+        config::Error::NotPermitted(m) => format!("err not-permitted: {m}"),
+        config::Error::NotFound => "err not-found".to_owned(),
+        config::Error::LimitReached(m) => format!("err limit-reached: {m}"),
+        config::Error::Other(m) => format!("err other: {m}"),
     }
 }
 
@@ -63,6 +74,17 @@ fn run(words: &[&str], line: &str) -> Result<String, Error> {
             Ok(keys) => format!("ok [{}]", keys.join(",")),
             Err(e) => records_err(&e),
         },
+        "config" => match config::get(arg(1)) {
+            Ok(v) => format!("ok {v}"),
+            Err(e) => config_err(&e),
+        },
+        "config-long" => {
+            let n: usize = arg(1).parse().unwrap_or(0);
+            match config::get(&"k".repeat(n)) {
+                Ok(v) => format!("ok {v}"),
+                Err(e) => config_err(&e),
+            }
+        }
         "decide" => match decisions::record(arg(1), arg(2), &rest(3)) {
             Ok(()) => "ok".to_owned(),
             Err(e) => format!("err {e:?}"),
