@@ -353,6 +353,7 @@ pub enum EventBody {
         /// `records: + read-write invoices/; http: - api.example.com`.
         /// Names only: a config value appears as its digest, never itself.
         change: String,
+    },
     /// The agent asked a person to approve an action
     /// (`warden:agent/approvals`), recorded before anyone is asked.
     ApprovalRequested {

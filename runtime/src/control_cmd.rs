@@ -15,7 +15,7 @@ use warden_runtime::{ControlPlane, TenantId, grants, manifest::Manifest};
 
 use warden_host_api::scope::printable;
 
-use crate::{ActorArg, AgentsCommand, ConfigCommand, GrantsCommand};
+use crate::{AgentsCommand, ConfigCommand, GrantsCommand};
 
 pub(crate) fn agents(data_dir: &Path, command: AgentsCommand) -> anyhow::Result<()> {
     match command {
@@ -130,18 +130,4 @@ pub(crate) fn grants(command: GrantsCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-impl ActorArg {
-    /// The actor, checked, or the OS user.
-    pub(crate) fn checked(&self) -> anyhow::Result<String> {
-        match &self.actor {
-            Some(actor) => {
-                warden_host_api::scope::validate_actor(actor)
-                    .map_err(|e| anyhow::anyhow!("--actor: {e}"))?;
-                Ok(actor.clone())
-            }
-            None => Ok(crate::os_user()),
-        }
-    }
 }

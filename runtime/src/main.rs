@@ -92,6 +92,33 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Run the operator daemon: the authenticated HTTP API.
+    ///
+    /// Stops on SIGINT or SIGTERM: running requests get the shutdown
+    /// deadline to finish, then every audit stream gets a final signed
+    /// checkpoint.
+    Serve {
+        /// The daemon's config file (TOML: listen, data_dir,
+        /// shutdown_deadline, max_body_bytes, max_runs); defaults for all
+        /// when absent.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Create, list and revoke the daemon's API tokens.
+    ///
+    /// Works while the daemon is stopped (it holds the control-plane
+    /// audit log while it runs); use /v1/tokens then.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Print the daemon API's OpenAPI description.
+    Openapi,
+    /// Manage a tenant's secrets; values are read from stdin only.
+    Secrets {
+        #[command(subcommand)]
+        command: secrets_cmd::SecretsCommand,
+    },
 }
 
 /// Which tenant's agent a config command acts on.
@@ -131,32 +158,6 @@ enum ConfigCommand {
     List {
         #[command(flatten)]
         target: ConfigTarget,
-    /// Run the operator daemon: the authenticated HTTP API.
-    ///
-    /// Stops on SIGINT or SIGTERM: running requests get the shutdown
-    /// deadline to finish, then every audit stream gets a final signed
-    /// checkpoint.
-    Serve {
-        /// The daemon's config file (TOML: listen, data_dir,
-        /// shutdown_deadline, max_body_bytes, max_runs); defaults for all
-        /// when absent.
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-    },
-    /// Create, list and revoke the daemon's API tokens.
-    ///
-    /// Works while the daemon is stopped (it holds the control-plane
-    /// audit log while it runs); use /v1/tokens then.
-    Token {
-        #[command(subcommand)]
-        command: TokenCommand,
-    },
-    /// Print the daemon API's OpenAPI description.
-    Openapi,
-    /// Manage a tenant's secrets; values are read from stdin only.
-    Secrets {
-        #[command(subcommand)]
-        command: secrets_cmd::SecretsCommand,
     },
 }
 
@@ -203,6 +204,9 @@ enum GrantsCommand {
         /// The agent's manifest (agent.toml).
         manifest: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
 enum TokenCommand {
     /// Make a token and print its secret, which is shown only this once.
     Create {
@@ -444,6 +448,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Config { command } => {
             control_cmd::config(&cli.data_dir, command)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve { config } => {
             let config = match config {
                 Some(path) => daemon::config::ServeConfig::load(&path)?,

@@ -49,7 +49,7 @@ use wasmtime_wasi::{WasiCtxBuilder, p2::pipe::MemoryOutputPipe};
 use crate::{
     agent::{Agent, LoadError, check_preamble, one_line},
     audit::{
-        AuditLog, AuditLogError, AuditLogs, AuditOptions, InvocationLog, StreamId, VerifyError,
+        AuditLogError, AuditLogs, AuditOptions, InvocationLog, StreamId, VerifyError,
         VerifyOptions,
         VerifyReport,
     },

@@ -138,6 +138,8 @@ fn describe(seq: u64, e: &Value) -> String {
                 digest("before_grant_digest"),
                 digest("after_grant_digest"),
                 bs("change")
+            )
+        }
         "control-request" => {
             let status = b
                 .get("status")
