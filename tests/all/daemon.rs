@@ -497,3 +497,240 @@ fn invoking_an_agent_whose_secret_the_tenant_lacks_is_a_conflict() {
     assert_eq!(a.status, 409, "{a:?}");
     assert!(a.body.to_string().contains("grants.secrets[0]"), "{a:?}");
 }
+
+/// All control-plane events of `type`, read over the API.
+fn control_stream(d: &Daemon, kind: &str) -> Vec<Value> {
+    let a = d.get(
+        &format!("/v1/audit/_control/events?type={kind}&limit=10000"),
+        Some(&d.admin),
+    );
+    assert_eq!(a.status, 200, "{a:?}");
+    a.body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].clone())
+        .collect()
+}
+
+/// A tenant admin manages the secrets of their own tenant over the API: a
+/// set secret reaches the agent granted it, its value is never answered or
+/// recorded, and a removed one makes the run a conflict again.
+#[test]
+fn a_tenant_admin_sets_lists_and_removes_secrets_over_the_api() {
+    let d = Daemon::start("");
+    d.create_tenant("acme");
+    d.create_tenant("globex");
+    let tad = d.token("tad", "tenant-admin", Some("acme"));
+    let text = format!(
+        "{}\n[[grants.secrets]]\nname = \"payments-key\"\nreveal = true\n",
+        manifest("reveals")
+    );
+    let deployed = d.deploy(&tad, "acme", &text, warden_test_programs::SECRETS);
+    assert_eq!(deployed.status, 201, "{deployed:?}");
+    let invoke = || {
+        d.post(
+            "/v1/tenants/acme/agents/reveals/invoke",
+            Some(&tad),
+            &json!({ "input": "reveal payments-key" }),
+        )
+    };
+    assert_eq!(invoke().status, 409);
+
+    let value = "sk-live-4242-unguessable";
+    let a = d.put(
+        "/v1/tenants/acme/secrets/payments-key",
+        Some(&tad),
+        &json!({ "value": value }),
+    );
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(!a.body.to_string().contains(value), "{a:?}");
+    let run = invoke();
+    assert_eq!(run.status, 200, "{run:?}");
+    assert_eq!(run.body["output"], format!("ok {value}"), "{run:?}");
+
+    let listed = d.get("/v1/tenants/acme/secrets", Some(&tad));
+    assert_eq!(listed.status, 200, "{listed:?}");
+    assert_eq!(listed.body.as_array().unwrap().len(), 1, "{listed:?}");
+    assert_eq!(listed.body[0]["name"], "payments-key");
+    assert!(!listed.body.to_string().contains(value));
+
+    // Another tenant's admin cannot see, set or remove it.
+    let other = d.token("gad", "tenant-admin", Some("globex"));
+    for a in [
+        d.get("/v1/tenants/acme/secrets", Some(&other)),
+        d.put(
+            "/v1/tenants/acme/secrets/payments-key",
+            Some(&other),
+            &json!({ "value": "mine now" }),
+        ),
+        d.delete("/v1/tenants/acme/secrets/payments-key", Some(&other)),
+    ] {
+        assert_eq!(a.status, 404, "{a:?}");
+    }
+    assert_eq!(invoke().body["output"], format!("ok {value}"));
+
+    // Bad input: a bad name, an empty value, a non-JSON body.
+    let a = d.put(
+        "/v1/tenants/acme/secrets/Bad..Name",
+        Some(&tad),
+        &json!({ "value": "x" }),
+    );
+    assert_eq!(a.status, 422, "{a:?}");
+    let a = d.put(
+        "/v1/tenants/acme/secrets/empty",
+        Some(&tad),
+        &json!({ "value": "" }),
+    );
+    assert_eq!(a.status, 422, "{a:?}");
+    let a = d.send(
+        "PUT",
+        "/v1/tenants/acme/secrets/raw",
+        Some(&tad),
+        b"not json".to_vec(),
+    );
+    assert_eq!(a.status, 400, "{a:?}");
+    let a = d.delete("/v1/tenants/acme/secrets/never-set", Some(&tad));
+    assert_eq!(a.status, 404, "{a:?}");
+
+    let a = d.delete("/v1/tenants/acme/secrets/payments-key", Some(&tad));
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(invoke().status, 409);
+
+    // The changes are in the control-plane stream by name and actor; the
+    // value is nowhere in the data directory's audit logs.
+    let changes = control_stream(&d, "secret-changed");
+    let actions: Vec<_> = changes
+        .iter()
+        .map(|e| (e["actor"].as_str(), e["body"]["action"].as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [(Some("tad"), Some("set")), (Some("tad"), Some("remove"))],
+        "{changes:?}"
+    );
+    for entry in walk(&d.env.data_dir().join("audit")) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !bytes.windows(value.len()).any(|w| w == value.as_bytes()),
+            "the secret is in {}",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// A tenant admin sets and unsets the config values an agent reads; each
+/// change is a control-plane event with the value's digest, and deploying
+/// and removing an agent allow and revoke its grant as `warden agents`
+/// does.
+#[test]
+fn a_tenant_admin_sets_config_values_and_deploys_approve_grants() {
+    let d = Daemon::start("");
+    d.create_tenant("acme");
+    let tad = d.token("tad", "tenant-admin", Some("acme"));
+    let text = format!("{}\n[grants]\nconfig = [\"currency\"]\n", manifest("probe"));
+    let deployed = d.deploy(&tad, "acme", &text, warden_test_programs::PROBE);
+    assert_eq!(deployed.status, 201, "{deployed:?}");
+    assert!(
+        deployed.body["grant_text"]
+            .as_str()
+            .unwrap()
+            .contains("currency"),
+        "{deployed:?}"
+    );
+    let read = |key: &str| {
+        let a = d.post(
+            "/v1/tenants/acme/agents/probe/invoke",
+            Some(&tad),
+            &json!({ "input": format!("config {key}") }),
+        );
+        assert_eq!(a.status, 200, "{a:?}");
+        a.body["output"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(read("currency"), "err not-found");
+
+    let a = d.put(
+        "/v1/tenants/acme/agents/probe/config/currency",
+        Some(&tad),
+        &json!({ "value": "EUR" }),
+    );
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body["changed"], true, "{a:?}");
+    assert_eq!(read("currency"), "ok EUR");
+    // A key the grant does not name can be set, but the agent cannot read it.
+    let a = d.put(
+        "/v1/tenants/acme/agents/probe/config/iban",
+        Some(&tad),
+        &json!({ "value": "DE00" }),
+    );
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(read("iban").starts_with("err not-permitted"));
+    let listed = d.get("/v1/tenants/acme/agents/probe/config", Some(&tad));
+    assert_eq!(
+        listed.body,
+        json!([{ "key": "currency", "value": "EUR" }, { "key": "iban", "value": "DE00" }]),
+        "{listed:?}"
+    );
+
+    // Bad input gets a 4xx naming the problem.
+    let a = d.put(
+        "/v1/tenants/acme/agents/probe/config/Bad%20Key",
+        Some(&tad),
+        &json!({ "value": "x" }),
+    );
+    assert_eq!(a.status, 422, "{a:?}");
+    let a = d.put(
+        "/v1/tenants/acme/agents/probe/config/big",
+        Some(&tad),
+        &json!({ "value": "x".repeat(5000) }),
+    );
+    assert_eq!(a.status, 422, "{a:?}");
+    assert!(a.body["error"].as_str().unwrap().contains("maximum"), "{a:?}");
+    let a = d.delete("/v1/tenants/acme/agents/probe/config/unset", Some(&tad));
+    assert_eq!(a.status, 404, "{a:?}");
+
+    let a = d.delete("/v1/tenants/acme/agents/probe/config/currency", Some(&tad));
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(read("currency"), "err not-found");
+
+    let a = d.delete("/v1/tenants/acme/agents/probe", Some(&tad));
+    assert_eq!(a.status, 200, "{a:?}");
+
+    let changes = control_stream(&d, "control-change");
+    let actions: Vec<_> = changes
+        .iter()
+        .map(|e| e["body"]["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "agents allow",
+            "config set",
+            "config set",
+            "config unset",
+            "agents revoke"
+        ],
+        "{changes:?}"
+    );
+    for e in &changes {
+        assert_eq!(e["actor"], "tad", "{e}");
+        assert!(!e.to_string().contains("EUR"), "a value is in {e}");
+    }
+    assert_eq!(
+        changes[0]["body"]["after_grant_digest"],
+        deployed.body["grant_sha256"]
+    );
+}

@@ -19,7 +19,7 @@ const CALLERS: [(&str, &str, Option<&str>); 5] = [
 
 /// (endpoint, expected statuses: for each caller in [`CALLERS`] order, on
 /// acme (the tenant-bound callers' own tenant) then on globex).
-const MATRIX: [(&str, [u16; 10]); 20] = [
+const MATRIX: [(&str, [u16; 10]); 26] = [
     //                                  pat       tad       aud       all       ivy
     (
         "GET tenants",
@@ -48,6 +48,30 @@ const MATRIX: [(&str, [u16; 10]); 20] = [
     (
         "POST invoke",
         [200, 200, 200, 404, 403, 404, 403, 403, 200, 404],
+    ),
+    (
+        "GET config",
+        [200, 200, 200, 404, 403, 404, 403, 403, 403, 404],
+    ),
+    (
+        "PUT config",
+        [200, 200, 200, 404, 403, 404, 403, 403, 403, 404],
+    ),
+    (
+        "DELETE config",
+        [200, 200, 200, 404, 403, 404, 403, 403, 403, 404],
+    ),
+    (
+        "GET secrets",
+        [200, 200, 200, 404, 403, 404, 403, 403, 403, 404],
+    ),
+    (
+        "PUT secret",
+        [200, 200, 200, 404, 403, 404, 403, 403, 403, 404],
+    ),
+    (
+        "DELETE secret",
+        [200, 200, 200, 404, 403, 404, 403, 403, 403, 404],
     ),
     (
         "GET run",
@@ -164,6 +188,19 @@ fn every_role_gets_the_expected_status_on_every_endpoint_and_tenant() {
                 &deploy_body(&trivial_manifest(&format!("rm-{caller}")), &trivial),
             );
             assert_eq!(a.status, 201, "{a:?}");
+            // A value and a secret for each caller to remove.
+            let a = d.put(
+                &format!("/v1/tenants/{tenant}/agents/trivial/config/rm-{caller}"),
+                Some(&admin),
+                &json!({ "value": "v" }),
+            );
+            assert_eq!(a.status, 200, "{a:?}");
+            let a = d.put(
+                &format!("/v1/tenants/{tenant}/secrets/rm-{caller}"),
+                Some(&admin),
+                &json!({ "value": "s3cret" }),
+            );
+            assert_eq!(a.status, 200, "{a:?}");
         }
     }
 
@@ -196,6 +233,28 @@ fn every_role_gets_the_expected_status_on_every_endpoint_and_tenant() {
                         Some(token),
                         &json!({ "input": "x" }),
                     ),
+                    "GET config" => d.get(
+                        &format!("/v1/tenants/{tenant}/agents/trivial/config"),
+                        Some(token),
+                    ),
+                    "PUT config" => d.put(
+                        &format!("/v1/tenants/{tenant}/agents/trivial/config/k-{cell}"),
+                        Some(token),
+                        &json!({ "value": "v" }),
+                    ),
+                    "DELETE config" => d.delete(
+                        &format!("/v1/tenants/{tenant}/agents/trivial/config/rm-{c}"),
+                        Some(token),
+                    ),
+                    "GET secrets" => d.get(&format!("/v1/tenants/{tenant}/secrets"), Some(token)),
+                    "PUT secret" => d.put(
+                        &format!("/v1/tenants/{tenant}/secrets/s-{cell}"),
+                        Some(token),
+                        &json!({ "value": "s3cret" }),
+                    ),
+                    "DELETE secret" => {
+                        d.delete(&format!("/v1/tenants/{tenant}/secrets/rm-{c}"), Some(token))
+                    }
                     "GET run" => d.get(
                         &format!("/v1/tenants/{tenant}/runs/{}", runs[tenant]),
                         Some(token),

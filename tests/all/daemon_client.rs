@@ -156,6 +156,10 @@ impl Daemon {
         self.send("POST", path, token, body.to_string().into_bytes())
     }
 
+    pub(crate) fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Answer {
+        self.send("PUT", path, token, body.to_string().into_bytes())
+    }
+
     pub(crate) fn delete(&self, path: &str, token: Option<&str>) -> Answer {
         self.send("DELETE", path, token, Vec::new())
     }

@@ -9,12 +9,14 @@
 //! behind, and a crash mid-way leaves only a staging directory that the
 //! next start removes.
 //!
-//! TODO: the "grants" work adds operator-approved agents per tenant
-//! (`warden agents allow`), recorded with their grant digest, and makes
-//! `Runtime::invoke` refuse agents that are not allowed. Until that lands
-//! on main, a deployment here is its own approval; once it lands, deploy
-//! calls its allow operation and remove its revoke, so that the CLI and
-//! the daemon share one implementation.
+//! A deployment is the tenant admin's approval of the agent's grant: once
+//! the agent is in place, deploy allows it for the tenant through the same
+//! [`ControlPlane::allow_agent`] as `warden agents allow` (a
+//! `control-change` event naming the caller and the grant digest), and
+//! remove revokes it as `warden agents revoke` does. `Runtime::invoke`
+//! refuses an agent the tenant has not allowed.
+//!
+//! [`ControlPlane::allow_agent`]: warden_runtime::ControlPlane::allow_agent
 
 use std::{
     collections::HashMap,
@@ -52,6 +54,8 @@ pub(crate) struct AgentInfo {
     /// The effective grant: what the agent may touch.
     #[schema(value_type = Object)]
     pub(crate) grant: serde_json::Value,
+    /// The same grant in plain words, as `warden grants show` prints it.
+    pub(crate) grant_text: String,
 }
 
 /// The deployed agents of a data directory, with the loaded ones cached.
@@ -99,6 +103,7 @@ impl AgentStore {
         manifest: &str,
         component: &[u8],
         sha256: &str,
+        actor: &str,
     ) -> Result<AgentInfo, ApiError> {
         let digest = Digest::of(component);
         if !sha256.eq_ignore_ascii_case(&digest.to_hex()) {
@@ -167,6 +172,18 @@ impl AgentStore {
             )
         })?;
         drop(cleanup);
+        // The approval comes last, once the files are in place: when it
+        // cannot be recorded, the deployment is taken back whole.
+        if let Err(e) = runtime
+            .control()
+            .allow_agent(tenant, agent.manifest(), actor)
+        {
+            let trash = self.root.join(STAGING_DIR).join(random_name()?);
+            if std::fs::rename(&target, &trash).is_ok() {
+                let _ = std::fs::remove_dir_all(&trash);
+            }
+            return Err(super::api::agent_config::control_error(e));
+        }
         self.get(runtime, tenant, &name).map(|a| info(tenant, &a))
     }
 
@@ -244,9 +261,17 @@ impl AgentStore {
         runtime: &Runtime,
         tenant: &TenantId,
         name: &str,
+        actor: &str,
     ) -> Result<AgentInfo, ApiError> {
         let agent = self.get(runtime, tenant, name)?;
         let shown = info(tenant, &agent);
+        // Revoked first, so that no new invocation starts while the files
+        // go; an agent deployed before approvals existed has none to
+        // revoke.
+        match runtime.control().revoke_agent(tenant, name, actor) {
+            Ok(_) | Err(warden_runtime::ControlError::NotAllowed { .. }) => {}
+            Err(e) => return Err(super::api::agent_config::control_error(e)),
+        }
         let trash = self.root.join(STAGING_DIR).join(random_name()?);
         std::fs::create_dir_all(self.root.join(STAGING_DIR))
             .and_then(|()| std::fs::rename(self.dir(tenant, name), &trash))
@@ -269,6 +294,7 @@ pub(crate) fn info(tenant: &TenantId, agent: &Agent) -> AgentInfo {
         manifest_sha256: manifest.manifest_digest.to_hex(),
         grant_sha256: manifest.grant_digest.to_hex(),
         grant: serde_json::to_value(&manifest.grant).unwrap_or(serde_json::Value::Null),
+        grant_text: warden_runtime::grants::show(manifest),
     }
 }
 

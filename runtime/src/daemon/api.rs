@@ -9,13 +9,15 @@
 //! `{"error": "..."}`, with one line naming the problem and the fix.
 //!
 //! The handlers live in one file per resource: `api/tenants.rs`,
-//! `api/agents.rs`, `api/runs.rs`, `api/approvals.rs`, `api/audit.rs`,
-//! `api/tokens.rs`.
+//! `api/agents.rs`, `api/agent_config.rs`, `api/secrets.rs`, `api/runs.rs`,
+//! `api/approvals.rs`, `api/audit.rs`, `api/tokens.rs`.
 
+pub(crate) mod agent_config;
 pub(crate) mod agents;
 pub(crate) mod approvals;
 pub(crate) mod audit;
 pub(crate) mod runs;
+pub(crate) mod secrets;
 pub(crate) mod tenants;
 pub(crate) mod tokens;
 
@@ -30,7 +32,7 @@ use axum::{
     extract::{DefaultBodyLimit, FromRequestParts, State, rejection::BytesRejection},
     http::{StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
+    routing::{delete, get, post, put},
 };
 use serde::{Serialize, de::DeserializeOwned};
 use warden_host_api::audit::Decision;
@@ -371,6 +373,19 @@ pub(crate) fn router(state: Shared, max_body_bytes: usize) -> Router {
         .route(
             "/v1/tenants/{tenant}/agents/{agent}/invoke",
             post(runs::invoke),
+        )
+        .route(
+            "/v1/tenants/{tenant}/agents/{agent}/config",
+            get(agent_config::list),
+        )
+        .route(
+            "/v1/tenants/{tenant}/agents/{agent}/config/{key}",
+            put(agent_config::set).delete(agent_config::unset),
+        )
+        .route("/v1/tenants/{tenant}/secrets", get(secrets::list))
+        .route(
+            "/v1/tenants/{tenant}/secrets/{name}",
+            put(secrets::set).delete(secrets::remove),
         )
         .route("/v1/tenants/{tenant}/runs/{run}", get(runs::show))
         .route("/v1/tenants/{tenant}/approvals", get(approvals::list))

@@ -144,7 +144,16 @@ impl Approver for Approvals {
             },
         );
         let wait = request.deadline.saturating_duration_since(Instant::now());
-        let answer = rx.recv_timeout(wait).unwrap_or(ApprovalAnswer::NoAnswer);
+        let wait_for = || rx.recv_timeout(wait).unwrap_or(ApprovalAnswer::NoAnswer);
+        // A short guest runs in place on the async worker that invoked it;
+        // a wait of minutes must not hold that worker, so the worker's
+        // other tasks move to another thread while this one waits.
+        let answer = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait_for)
+            }
+            _ => wait_for(),
+        };
         self.lock().remove(&request.id);
         answer
     }

@@ -18,7 +18,8 @@ use super::api;
 #[openapi(
     info(
         title = "warden",
-        description = "The warden daemon: tenants, agents, runs, audit logs and tokens. Every \
+        description = "The warden daemon: tenants, agents, their config and secrets, runs, \
+                       approvals, audit logs and tokens. Every \
                        /v1 request needs a bearer token; a tenant role asking for another \
                        tenant's resource gets 404.",
     ),
@@ -32,6 +33,12 @@ use super::api;
         api::agents::list,
         api::agents::show,
         api::agents::remove,
+        api::agent_config::list,
+        api::agent_config::set,
+        api::agent_config::unset,
+        api::secrets::list,
+        api::secrets::set,
+        api::secrets::remove,
         api::runs::invoke,
         api::runs::show,
         api::approvals::list,

@@ -20,7 +20,8 @@ use warden_runtime::TenantId;
 pub(crate) enum Role {
     /// Everything: tenants, tokens, every tenant's agents, runs and audit.
     PlatformAdmin,
-    /// One tenant's agents, their invocations, runs and approvals.
+    /// One tenant's agents, their grants (by deploying and removing),
+    /// config values, secrets, invocations, runs and approvals.
     TenantAdmin,
     /// Reads one tenant's audit log (or every tenant's, and the control
     /// plane's, when the token names no tenant); changes nothing.
@@ -121,12 +122,16 @@ pub(crate) enum Operation {
     ControlAuditRead,
     /// Create, list or revoke tokens.
     Tokens,
+    /// List, set or unset the config values of a tenant's agents.
+    Config,
+    /// List a tenant's secret names, set or remove a secret.
+    Secrets,
 }
 
 impl Operation {
     /// Every operation, for tables.
     #[cfg(test)]
-    pub(crate) const ALL: [Operation; 11] = [
+    pub(crate) const ALL: [Operation; 13] = [
         Operation::TenantsList,
         Operation::TenantsCreate,
         Operation::AgentsDeploy,
@@ -138,6 +143,8 @@ impl Operation {
         Operation::AuditRead,
         Operation::ControlAuditRead,
         Operation::Tokens,
+        Operation::Config,
+        Operation::Secrets,
     ];
 }
 
@@ -183,6 +190,8 @@ pub(crate) fn authorize(
                 | O::Invoke
                 | O::RunsRead
                 | O::Approve
+                | O::Config
+                | O::Secrets
         ),
         R::Invoker => matches!(op, O::TenantsList | O::AgentsRead | O::Invoke | O::RunsRead),
         R::Auditor => match op {
@@ -221,7 +230,7 @@ mod tests {
         use Operation as O;
         // (operation, platform-admin, tenant-admin, auditor of acme,
         // auditor of all, invoker), each as own/other.
-        let table: [(Operation, [&str; 5]); 11] = [
+        let table: [(Operation, [&str; 5]); 13] = [
             (O::TenantsList, ["AA", "AN", "AN", "AA", "AN"]),
             (O::TenantsCreate, ["AA", "FN", "FN", "FF", "FN"]),
             (O::AgentsDeploy, ["AA", "AN", "FN", "FF", "FN"]),
@@ -233,6 +242,8 @@ mod tests {
             (O::AuditRead, ["AA", "FN", "AN", "AA", "FN"]),
             (O::ControlAuditRead, ["AA", "FN", "FN", "AA", "FN"]),
             (O::Tokens, ["AA", "FN", "FN", "FF", "FN"]),
+            (O::Config, ["AA", "AN", "FN", "FF", "FN"]),
+            (O::Secrets, ["AA", "AN", "FN", "FF", "FN"]),
         ];
         let callers = [
             who(Role::PlatformAdmin, None),

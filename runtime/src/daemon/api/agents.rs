@@ -75,6 +75,7 @@ pub(crate) async fn deploy(
                 &body.manifest,
                 &component,
                 &body.sha256,
+                &caller.actor,
             )
         })?;
         let _ = named.set(info.name.clone());
@@ -171,7 +172,11 @@ pub(crate) async fn remove(
     };
     guarded(&state, &caller, req, || async {
         let removed =
-            tokio::task::block_in_place(|| state.agents.remove(&state.runtime, &tenant, &agent))?;
+            tokio::task::block_in_place(|| {
+            state
+                .agents
+                .remove(&state.runtime, &tenant, &agent, &caller.actor)
+        })?;
         answer(StatusCode::OK, &removed)
     })
     .await
