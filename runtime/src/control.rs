@@ -414,6 +414,15 @@ impl ControlPlane {
         };
         let change = records.change_config(tenant, agent, key, |slot| {
             let new = value.map(str::to_owned);
+            // Unsetting a key that has no value is an error, not a no-op:
+            // the operator named something that is not there.
+            if value.is_none() && slot.value.is_none() {
+                return Err(ControlError::ConfigNotSet {
+                    tenant: tenant.clone(),
+                    agent: agent.to_owned(),
+                    key: key.to_owned(),
+                });
+            }
             if slot.value == new {
                 let same = Change {
                     before: grant.clone(),
@@ -422,13 +431,6 @@ impl ControlPlane {
                     changed: false,
                 };
                 return Ok((new, same));
-            }
-            if value.is_none() && slot.value.is_none() {
-                return Err(ControlError::ConfigNotSet {
-                    tenant: tenant.clone(),
-                    agent: agent.to_owned(),
-                    key: key.to_owned(),
-                });
             }
             if slot.value.is_none() && slot.keys >= MAX_CONFIG_KEYS {
                 return Err(ControlError::TooManyConfigKeys {

@@ -21,7 +21,8 @@ use crate::manifest::Manifest;
 /// sorted).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Part {
-    /// The capability, as in the manifest: `records`, `http`, `config`.
+    /// The capability, as in the manifest: `records`, `http`, `config`,
+    /// `files`, `secrets`.
     pub capability: &'static str,
     /// Each granted entry in plain words.
     pub entries: Vec<String>,
@@ -42,16 +43,44 @@ pub fn parts(grant: &AgentGrant) -> Vec<Part> {
             capability: "config",
             entries: grant.config.keys.clone(),
         },
+        Part {
+            capability: "files",
+            entries: grant
+                .files
+                .dirs
+                .iter()
+                .map(|d| format!("{} /{}", access_word(d.access), d.path))
+                .collect(),
+        },
+        Part {
+            capability: "secrets",
+            entries: grant
+                .secrets
+                .secrets
+                .iter()
+                .map(|s| {
+                    if s.reveal {
+                        format!("{} (revealed to the agent)", s.name)
+                    } else {
+                        s.name.clone()
+                    }
+                })
+                .collect(),
+        },
     ]
+}
+
+fn access_word(access: Access) -> &'static str {
+    match access {
+        Access::Read => "read",
+        Access::ReadWrite => "read-write",
+    }
 }
 
 /// A records entry: its access and its prefix, with the `/` that shows it
 /// covers whole segments.
 fn record_entry(p: &PrefixGrant) -> String {
-    let access = match p.access {
-        Access::Read => "read",
-        Access::ReadWrite => "read-write",
-    };
+    let access = access_word(p.access);
     match &p.fields {
         Some(fields) => format!("{access} {}/ (fields {})", p.prefix, fields.join(", ")),
         None => format!("{access} {}/", p.prefix),
@@ -64,13 +93,21 @@ fn http_entry(rule: &EgressRule) -> String {
         .methods
         .as_ref()
         .map_or_else(|| "any method".to_owned(), |m| m.join(","));
-    format!(
+    let mut entry = format!(
         "{methods} {}://{}:{}{}",
         rule.scheme.as_str(),
         rule.host,
         rule.port,
         rule.path_prefix.as_deref().unwrap_or("")
-    )
+    );
+    for header in &rule.headers {
+        let secrets: Vec<&str> = header.secrets().collect();
+        let _ = write!(entry, " +header {}", header.name);
+        if !secrets.is_empty() {
+            let _ = write!(entry, " (secret {})", secrets.join(", "));
+        }
+    }
+    entry
 }
 
 /// What changed from `before` to `after`, in plain words: per capability,
@@ -130,6 +167,8 @@ pub fn show(manifest: &Manifest) -> String {
                 "records" => "no records",
                 "http" => "no network",
                 "config" => "no config values",
+                "files" => "no files",
+                "secrets" => "no secrets",
                 other => other,
             });
             continue;
@@ -143,9 +182,6 @@ pub fn show(manifest: &Manifest) -> String {
             let _ = writeln!(out, "  {entry:<40} {raw}");
         }
     }
-    // Capabilities that this build of warden grants through other means
-    // or not at all; naming them keeps the review complete.
-    absent.extend(["no files", "no secrets"]);
     let _ = writeln!(out, "may not: {}", absent.join(", "));
     let _ = writeln!(
         out,
@@ -185,9 +221,41 @@ fn explain(grant: &AgentGrant, capability: &str) -> Vec<String> {
             .http
             .rules
             .iter()
-            .map(|r| match &r.path_prefix {
-                Some(p) => format!("requests to that host and port, path under {p:?}"),
-                None => "requests to that host and port, any path".to_owned(),
+            .map(|r| {
+                let added = if r.headers.is_empty() {
+                    ""
+                } else {
+                    "; the host adds the headers named, the guest never sees a secret in them"
+                };
+                match &r.path_prefix {
+                    Some(p) => format!("requests to that host and port, path under {p:?}{added}"),
+                    None => format!("requests to that host and port, any path{added}"),
+                }
+            })
+            .collect(),
+        "files" => grant
+            .files
+            .dirs
+            .iter()
+            .map(|d| match d.access {
+                Access::Read => "open, read and list under this directory of the tenant's files",
+                Access::ReadWrite => {
+                    "open, read, list, write, create, rename and delete under this directory of \
+                     the tenant's files"
+                }
+            })
+            .map(str::to_owned)
+            .collect(),
+        "secrets" => grant
+            .secrets
+            .secrets
+            .iter()
+            .map(|s| {
+                if s.reveal {
+                    "the agent may read the value".to_owned()
+                } else {
+                    "used by the host where the grant says; the agent never reads it".to_owned()
+                }
             })
             .collect(),
         _ => Vec::new(),
@@ -222,6 +290,7 @@ mod tests {
                     .collect(),
             },
             config: ConfigGrant::default(),
+            ..AgentGrant::default()
         }
     }
 

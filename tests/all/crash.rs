@@ -217,8 +217,11 @@ async fn futures_join<F: std::future::Future<Output = ()>>(futures: Vec<F>) {
 #[test]
 fn invocations_killed_mid_flight_leave_no_committed_write_off_the_record() {
     let env = Env::new();
-    env.probe();
-    std::fs::create_dir_all(env.data_dir()).unwrap();
+    let probe = env.probe();
+    env.allow(
+        "crash",
+        &warden_runtime::manifest::Manifest::load(&probe).unwrap(),
+    );
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "crash::invoker_child_runs_agents_until_killed_when_spawned_by_the_crash_test",

@@ -547,7 +547,11 @@ fn a_tenant_admin_sets_lists_and_removes_secrets_over_the_api() {
     assert!(!a.body.to_string().contains(value), "{a:?}");
     let run = invoke();
     assert_eq!(run.status, 200, "{run:?}");
-    assert_eq!(run.body["output"], format!("ok {value}"), "{run:?}");
+    assert_eq!(
+        run.body["output"],
+        format!("reveal payments-key -> ok {value}\n"),
+        "{run:?}"
+    );
 
     let listed = d.get("/v1/tenants/acme/secrets", Some(&tad));
     assert_eq!(listed.status, 200, "{listed:?}");
@@ -568,7 +572,10 @@ fn a_tenant_admin_sets_lists_and_removes_secrets_over_the_api() {
     ] {
         assert_eq!(a.status, 404, "{a:?}");
     }
-    assert_eq!(invoke().body["output"], format!("ok {value}"));
+    assert_eq!(
+        invoke().body["output"],
+        format!("reveal payments-key -> ok {value}\n")
+    );
 
     // Bad input: a bad name, an empty value, a non-JSON body.
     let a = d.put(
@@ -658,7 +665,9 @@ fn a_tenant_admin_sets_config_values_and_deploys_approve_grants() {
             &json!({ "input": format!("config {key}") }),
         );
         assert_eq!(a.status, 200, "{a:?}");
-        a.body["output"].as_str().unwrap().to_owned()
+        // The probe answers `<command> -> <result>` per line.
+        let line = a.body["output"].as_str().unwrap().trim_end().to_owned();
+        line.split_once(" -> ").map(|(_, r)| r.to_owned()).unwrap_or(line)
     };
     assert_eq!(read("currency"), "err not-found");
 

@@ -229,9 +229,9 @@ fn a_tenant_cannot_reach_another_tenants_files() {
         ),
         (
             "raw-open /inbox ../../globex/inbox/secret.txt",
-            "err NotPermitted",
+            "err not-permitted",
         ),
-        (&format!("raw-open /inbox {abs}")[..], "err NotPermitted"),
+        (&format!("raw-open /inbox {abs}")[..], "err not-permitted"),
         (
             "write /outbox/../../globex/inbox/secret.txt pwned",
             "err PermissionDenied",
@@ -427,7 +427,7 @@ fn escapes_from_granted_directories_fail_and_are_recorded() {
     for (cmd, token, reason) in &cases {
         let got = &r[cmd];
         assert!(
-            got == "err PermissionDenied" || got == "err NotPermitted",
+            got == "err PermissionDenied" || got == "err not-permitted",
             "{cmd}: {got}"
         );
         let (_, denied) = by_token(&events, token);

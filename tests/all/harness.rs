@@ -31,6 +31,17 @@ impl Env {
         self.dir.path().join("data")
     }
 
+    /// Allows the agent of `manifest` for `tenant`, as `warden agents
+    /// allow` does, for tests that run agents in process. The control-plane
+    /// log is let go of at once, so that `warden` commands the test runs
+    /// afterwards can record in it.
+    pub(crate) fn allow(&self, tenant: &str, manifest: &warden_runtime::manifest::Manifest) {
+        let tenant = warden_runtime::TenantId::new(tenant).unwrap();
+        warden_runtime::ControlPlane::new(self.data_dir())
+            .allow_agent(&tenant, manifest, "test")
+            .expect("cannot allow the agent");
+    }
+
     /// Writes `tenant`'s configuration file.
     pub(crate) fn tenant_config(&self, tenant: &str, text: &str) {
         let dir = self.data_dir().join("tenants");

@@ -113,6 +113,7 @@ async fn get(env: &Env, root: Option<&Ca>, port: u16) -> (String, Vec<Value>) {
     )
     .unwrap();
     let agent = runtime.load_agent(&manifest).unwrap();
+    env.allow("acme", agent.manifest());
     let tenant = TenantId::new("acme").unwrap();
     let input = format!("get https://127.0.0.1:{port}/hello\n");
     let out = runtime

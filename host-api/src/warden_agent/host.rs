@@ -511,6 +511,9 @@ impl approvals::Host for AgentCtx {
             detail: request.detail.clone(),
         };
         audit::emit(&*self.audit, &self.scope, asked).map_err(wasmtime::Error::new)?;
+        // A person is about to see the request: its event, and every one
+        // before it, must be durable first.
+        self.audit.flush().map_err(wasmtime::Error::new)?;
 
         let answer = self.approver.ask(&request);
         let (word, approver, reason, result) = match answer {

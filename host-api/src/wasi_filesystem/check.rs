@@ -110,11 +110,18 @@ impl FilesCtxView<'_> {
             .map_err(|e| FsError::trap(wasmtime::Error::new(e)))
     }
 
-    /// Counts and records an allowed call under `grant`.
+    /// Counts and records an allowed call under `grant`, and makes its
+    /// event durable before the call goes ahead: a file changed on disk is
+    /// an effect outside the invocation, which no event may trail.
     pub(super) fn allow(&mut self, call: &Call, grant: usize) -> FsResult<()> {
         self.count()?;
         let reason = self.allowed_by(grant);
-        self.record(call, Decision::Allow, reason, None)
+        self.record(call, Decision::Allow, reason, None)?;
+        self.ctx
+            .shared
+            .audit
+            .flush()
+            .map_err(|e| FsError::trap(wasmtime::Error::new(e)))
     }
 
     fn allowed_by(&self, grant: usize) -> String {

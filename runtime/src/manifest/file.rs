@@ -31,6 +31,7 @@ pub(super) struct GrantsFile {
     pub(super) config: Vec<String>,
     #[serde(default)]
     pub(super) secrets: Vec<SecretGrantFile>,
+    #[serde(default)]
     pub(super) files: Vec<FileGrantFile>,
 }
 

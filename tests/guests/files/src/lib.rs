@@ -102,14 +102,14 @@ fn run(words: &[&str], line: &str) -> Result<String, Error> {
                 DescriptorFlags::READ,
             ) {
                 Ok(_) => "ok".to_owned(),
-                Err(e) => format!("err {e:?}"),
+                Err(e) => format!("err {}", e.name()),
             },
         },
         "raw-symlink" => match preopen(arg(1)) {
             None => "err no-such-preopen".to_owned(),
             Some(dir) => match dir.symlink_at(arg(2), arg(3)) {
                 Ok(()) => "ok".to_owned(),
-                Err(e) => format!("err {e:?}"),
+                Err(e) => format!("err {}", e.name()),
             },
         },
         _ => return Err(Error::InvalidInput(format!("unknown command: {line}"))),
