@@ -14,6 +14,9 @@
 //! - `truncate PATH` opens PATH for writing with truncation;
 //!   `set-len PATH N` opens PATH read-only and sets its length;
 //!   `grow PATH N` opens PATH for writing and sets its length;
+//! - `raw-write DIR PATH N` creates PATH on the preopened directory DIR and
+//!   writes N bytes through a `wasi:io` stream, reporting a failure by its
+//!   `wasi:filesystem` error code;
 //! - `raw-open DIR PATH` opens PATH on the preopened directory DIR, following
 //!   symbolic links; `raw-symlink DIR TARGET LINK` creates LINK pointing to
 //!   TARGET. Both send PATH, TARGET and LINK to the host exactly as given.
@@ -26,9 +29,12 @@ use std::{
 };
 
 use warden_guest_sdk::{Agent, Error, export_agent};
-use wasi::filesystem::{
-    preopens::get_directories,
-    types::{Descriptor, DescriptorFlags, OpenFlags, PathFlags},
+use wasi::{
+    filesystem::{
+        preopens::get_directories,
+        types::{Descriptor, DescriptorFlags, OpenFlags, PathFlags, filesystem_error_code},
+    },
+    io::streams::StreamError,
 };
 
 struct Files;
@@ -42,6 +48,46 @@ fn io<T>(result: std::io::Result<T>, ok: impl FnOnce(T) -> String) -> String {
 
 fn done<T>(result: std::io::Result<T>) -> String {
     io(result, |_| "ok".to_owned())
+}
+
+/// Creates `path` under `dir` and writes `len` bytes to it in one
+/// `blocking-write-and-flush`, reporting a stream failure by its
+/// `wasi:filesystem` error code (which `std` cannot show: its writes go
+/// through the preview 1 adapter, which reports any stream failure as
+/// `EIO`).
+fn raw_write(dir: &Descriptor, path: &str, len: u64) -> String {
+    let file = match dir.open_at(
+        PathFlags::empty(),
+        path,
+        OpenFlags::CREATE,
+        DescriptorFlags::WRITE,
+    ) {
+        Ok(f) => f,
+        Err(e) => return format!("err {}", e.name()),
+    };
+    let stream = match file.write_via_stream(0) {
+        Ok(s) => s,
+        Err(e) => return format!("err {}", e.name()),
+    };
+    let bytes = vec![b'x'; usize::try_from(len).unwrap_or(0)];
+    let mut result = "ok".to_owned();
+    for chunk in bytes.chunks(4096) {
+        match stream.blocking_write_and_flush(chunk) {
+            Ok(()) => {}
+            Err(StreamError::LastOperationFailed(e)) => {
+                result = match filesystem_error_code(&e) {
+                    Some(code) => format!("err {}", code.name()),
+                    None => format!("err {}", e.to_debug_string()),
+                };
+                break;
+            }
+            Err(StreamError::Closed) => {
+                result = "err closed".to_owned();
+                break;
+            }
+        }
+    }
+    result
 }
 
 /// The preopened directory the guest sees as `name`.
@@ -104,6 +150,10 @@ fn run(words: &[&str], line: &str) -> Result<String, Error> {
                 Ok(_) => "ok".to_owned(),
                 Err(e) => format!("err {}", e.name()),
             },
+        },
+        "raw-write" => match preopen(arg(1)) {
+            None => "err no-such-preopen".to_owned(),
+            Some(dir) => raw_write(&dir, arg(2), num(3)),
         },
         "raw-symlink" => match preopen(arg(1)) {
             None => "err no-such-preopen".to_owned(),
