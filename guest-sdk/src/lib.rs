@@ -62,8 +62,8 @@
 )]
 pub mod bindings;
 
-pub mod config;
 pub mod approvals;
+pub mod config;
 pub mod decisions;
 pub mod records;
 pub mod secrets;

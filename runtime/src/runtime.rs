@@ -50,8 +50,7 @@ use crate::{
     agent::{Agent, LoadError, check_preamble, one_line},
     audit::{
         AuditLogError, AuditLogs, AuditOptions, InvocationLog, StreamId, VerifyError,
-        VerifyOptions,
-        VerifyReport,
+        VerifyOptions, VerifyReport,
     },
     control::ControlPlane,
     engine::{DEFAULT_POOL_INSTANCES, EngineSettings, EpochTicker, build_engine},

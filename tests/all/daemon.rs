@@ -667,7 +667,9 @@ fn a_tenant_admin_sets_config_values_and_deploys_approve_grants() {
         assert_eq!(a.status, 200, "{a:?}");
         // The probe answers `<command> -> <result>` per line.
         let line = a.body["output"].as_str().unwrap().trim_end().to_owned();
-        line.split_once(" -> ").map(|(_, r)| r.to_owned()).unwrap_or(line)
+        line.split_once(" -> ")
+            .map(|(_, r)| r.to_owned())
+            .unwrap_or(line)
     };
     assert_eq!(read("currency"), "err not-found");
 
@@ -707,7 +709,10 @@ fn a_tenant_admin_sets_config_values_and_deploys_approve_grants() {
         &json!({ "value": "x".repeat(5000) }),
     );
     assert_eq!(a.status, 422, "{a:?}");
-    assert!(a.body["error"].as_str().unwrap().contains("maximum"), "{a:?}");
+    assert!(
+        a.body["error"].as_str().unwrap().contains("maximum"),
+        "{a:?}"
+    );
     let a = d.delete("/v1/tenants/acme/agents/probe/config/unset", Some(&tad));
     assert_eq!(a.status, 404, "{a:?}");
 

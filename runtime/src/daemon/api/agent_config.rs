@@ -102,10 +102,9 @@ pub(crate) async fn list(
         late: None,
     };
     guarded(&state, &caller, req, || async {
-        let values = tokio::task::block_in_place(|| {
-            state.runtime.control().config_values(&tenant, &agent)
-        })
-        .map_err(control_error)?;
+        let values =
+            tokio::task::block_in_place(|| state.runtime.control().config_values(&tenant, &agent))
+                .map_err(control_error)?;
         let values: Vec<ConfigValue> = values
             .into_iter()
             .map(|(key, value)| ConfigValue { key, value })

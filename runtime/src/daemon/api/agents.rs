@@ -171,8 +171,7 @@ pub(crate) async fn remove(
         late: None,
     };
     guarded(&state, &caller, req, || async {
-        let removed =
-            tokio::task::block_in_place(|| {
+        let removed = tokio::task::block_in_place(|| {
             state
                 .agents
                 .remove(&state.runtime, &tenant, &agent, &caller.actor)

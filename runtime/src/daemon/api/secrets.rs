@@ -55,7 +55,9 @@ fn secret_error(e: SecretError) -> ApiError {
             ApiError::not_found(e.to_string())
         }
         SecretError::Audit(_) => ApiError::internal(e.to_string()),
-        SecretError::Permissions { .. } | SecretError::NotASecret { .. } | SecretError::Io { .. } => {
+        SecretError::Permissions { .. }
+        | SecretError::NotASecret { .. }
+        | SecretError::Io { .. } => {
             tracing::error!(error = %e, "the secret store failed");
             ApiError::internal(
                 "the tenant's secret store cannot be used; the operator finds the cause in the \
