@@ -137,12 +137,17 @@ fn operator_files_must_be_regular_files() {
 fn concurrent_processes_of_different_tenants_all_commit() {
     let env = Env::new();
     let probe = env.probe();
+    // Allowed one after another first: what runs at once is the four runs.
+    for tenant in ["ta", "tb", "tc", "td"] {
+        let out = env.agents(&["allow", probe.to_str().unwrap(), "--tenant", tenant]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
     let children: Vec<_> = ["ta", "tb", "tc", "td"]
         .iter()
         .map(|tenant| {
             let input = env.dir.path().join(format!("{tenant}.txt"));
             std::fs::write(&input, "fill a/many 300\n").unwrap();
-            env.warden()
+            env.warden_unwrapped()
                 .arg("run")
                 .arg(&probe)
                 .args(["--tenant", tenant, "--input"])
