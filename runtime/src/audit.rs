@@ -161,7 +161,10 @@ pub enum AuditLogError {
         source: std::io::Error,
     },
     /// Another process holds the log.
-    #[error("audit log {0} is in use by another warden process; wait for it to finish or stop it")]
+    #[error(
+        "audit log {0} is in use by another warden process; wait for it to finish or stop it \
+         (while `warden serve` runs, make changes through its API)"
+    )]
     Locked(PathBuf),
     /// The directory exists but is not a warden audit log.
     #[error("{dir} is not a warden audit log: {reason}; check --data-dir")]

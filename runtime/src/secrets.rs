@@ -74,7 +74,10 @@ pub enum SecretError {
     #[error("{0}")]
     Actor(String),
     /// An empty value.
-    #[error("secret {name} of tenant {tenant}: the value is empty; give the value on stdin")]
+    #[error(
+        "secret {name} of tenant {tenant}: the value is empty; give a value (on stdin, or as \
+         \"value\" over the API)"
+    )]
     Empty {
         /// The tenant.
         tenant: TenantId,
@@ -106,7 +109,8 @@ pub enum SecretError {
     /// An agent's grant names a secret the tenant does not have.
     #[error(
         "manifest grants.secrets[{index}] names secret {name}, which tenant {tenant} does not \
-         have; set it with `warden secrets set --tenant {tenant} {name}`"
+         have; set it with `warden secrets set --tenant {tenant} {name}` (under the daemon, \
+         PUT /v1/tenants/{tenant}/secrets/{name})"
     )]
     Missing {
         /// The entry's index in `grants.secrets`.
@@ -228,7 +232,11 @@ impl SecretStore {
 
         // Written beside the target and renamed over it: a reader sees the
         // old value or the new one, never a part.
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        // Unique per write, not only per process: the daemon sets secrets
+        // from many requests at once.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| SecretError::Io { path, source }

@@ -576,6 +576,19 @@ fn a_tenant_admin_sets_lists_and_removes_secrets_over_the_api() {
         invoke().body["output"],
         format!("reveal payments-key -> ok {value}\n")
     );
+    // Found by review: a tenant id that cannot exist was refused without a
+    // control-plane event.
+    let a = d.put(
+        "/v1/tenants/Globex/secrets/x",
+        Some(&tad),
+        &json!({ "value": "v" }),
+    );
+    assert_eq!(a.status, 404, "{a:?}");
+    let refused = control_events(&d, "tenant.resolve");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["body"]["decision"], "deny");
+    assert_eq!(refused[0]["body"]["resource"], "Globex");
+    assert_eq!(refused[0]["actor"], "tad");
 
     // Bad input: a bad name, an empty value, a non-JSON body.
     let a = d.put(
@@ -599,6 +612,53 @@ fn a_tenant_admin_sets_lists_and_removes_secrets_over_the_api() {
     assert_eq!(a.status, 400, "{a:?}");
     let a = d.delete("/v1/tenants/acme/secrets/never-set", Some(&tad));
     assert_eq!(a.status, 404, "{a:?}");
+    // Found by review: a body of the wrong shape had its value quoted back
+    // in the error, and so in the control-plane trail.
+    for body in [
+        json!("sk-bare-string-9876"),
+        json!({ "value": 98_765_432 }),
+        json!({ "value": ["sk-in-a-list-9876"] }),
+    ] {
+        let a = d.put("/v1/tenants/acme/secrets/shaped", Some(&tad), &body);
+        assert_eq!(a.status, 400, "{a:?}");
+        let text = a.body.to_string();
+        assert!(
+            !text.contains("9876") && text.contains("wrong type"),
+            "{text}"
+        );
+    }
+
+    // Found by review: writes racing for one name shared a temporary file,
+    // so some failed and the stored value was one whose answer was a 500.
+    let values: Vec<String> = (0..8).map(|i| format!("racing-value-{i}")).collect();
+    let answers: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = values
+            .iter()
+            .map(|v| {
+                let (d, tad) = (&d, &tad);
+                s.spawn(move || {
+                    d.put(
+                        "/v1/tenants/acme/secrets/raced",
+                        Some(tad),
+                        &json!({ "value": v }),
+                    )
+                    .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(answers.iter().all(|s| *s == 200), "{answers:?}");
+    let stored = std::fs::read_to_string(d.env.data_dir().join("secrets/acme/raced")).unwrap();
+    assert!(values.contains(&stored), "{stored}");
+    let leftovers: Vec<_> = std::fs::read_dir(d.env.data_dir().join("secrets/acme"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let a = d.delete("/v1/tenants/acme/secrets/raced", Some(&tad));
+    assert_eq!(a.status, 200, "{a:?}");
 
     let a = d.delete("/v1/tenants/acme/secrets/payments-key", Some(&tad));
     assert_eq!(a.status, 200, "{a:?}");
@@ -611,11 +671,10 @@ fn a_tenant_admin_sets_lists_and_removes_secrets_over_the_api() {
         .iter()
         .map(|e| (e["actor"].as_str(), e["body"]["action"].as_str()))
         .collect();
-    assert_eq!(
-        actions,
-        [(Some("tad"), Some("set")), (Some("tad"), Some("remove"))],
-        "{changes:?}"
-    );
+    let mut want = vec![(Some("tad"), Some("set"))];
+    want.extend([(Some("tad"), Some("set")); 8]);
+    want.extend([(Some("tad"), Some("remove")), (Some("tad"), Some("remove"))]);
+    assert_eq!(actions, want, "{changes:?}");
     for entry in walk(&d.env.data_dir().join("audit")) {
         let bytes = std::fs::read(&entry).unwrap();
         assert!(

@@ -265,17 +265,24 @@ impl AgentStore {
     ) -> Result<AgentInfo, ApiError> {
         let agent = self.get(runtime, tenant, name)?;
         let shown = info(tenant, &agent);
-        // Revoked first, so that no new invocation starts while the files
-        // go; an agent deployed before approvals existed has none to
-        // revoke.
+        // The files are moved aside first, then the grant is revoked; when
+        // the revocation cannot be recorded the files come back, so that
+        // an agent is never left deployed but revoked. An agent deployed
+        // before approvals existed has none to revoke.
+        let trash = self.root.join(STAGING_DIR).join(random_name()?);
+        let dir = self.dir(tenant, name);
+        std::fs::create_dir_all(self.root.join(STAGING_DIR))
+            .and_then(|()| std::fs::rename(&dir, &trash))
+            .map_err(|e| ApiError::internal(format!("cannot remove agent {name}: {e}")))?;
         match runtime.control().revoke_agent(tenant, name, actor) {
             Ok(_) | Err(warden_runtime::ControlError::NotAllowed { .. }) => {}
-            Err(e) => return Err(super::api::agent_config::control_error(e)),
+            Err(e) => {
+                if let Err(back) = std::fs::rename(&trash, &dir) {
+                    tracing::error!(error = %back, agent = name, "cannot put back an agent whose revocation failed");
+                }
+                return Err(super::api::agent_config::control_error(e));
+            }
         }
-        let trash = self.root.join(STAGING_DIR).join(random_name()?);
-        std::fs::create_dir_all(self.root.join(STAGING_DIR))
-            .and_then(|()| std::fs::rename(self.dir(tenant, name), &trash))
-            .map_err(|e| ApiError::internal(format!("cannot remove agent {name}: {e}")))?;
         self.cache().remove(&(tenant.clone(), name.to_owned()));
         if let Err(e) = std::fs::remove_dir_all(&trash) {
             tracing::warn!(error = %e, "cannot delete a removed agent's files; they go at the next start");

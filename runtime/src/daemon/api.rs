@@ -237,15 +237,75 @@ pub(crate) fn json_body<T: DeserializeOwned>(
     })?;
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(format!(
-            "request body is not valid JSON for this endpoint: {e}; see /v1/openapi.json"
+            "request body is not valid JSON for this endpoint: {}; see /v1/openapi.json",
+            body_error(&e)
         ))
     })
+}
+
+/// serde_json's message about a body, without any value from the body:
+/// "invalid type: string \"...\"" would copy what the caller sent (a
+/// secret, say) into the answer and the control-plane audit event.
+fn body_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let message = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(m, _)| m);
+    let message = if message.starts_with("invalid type")
+        || message.starts_with("invalid value")
+        || message.starts_with("invalid length")
+    {
+        match message.split_once(", expected ") {
+            Some((_, expected)) => {
+                format!("a value has the wrong type or form, expected {expected}")
+            }
+            None => "a value has the wrong type or form".to_owned(),
+        }
+    } else {
+        message.to_owned()
+    };
+    format!("{message} at line {} column {}", e.line(), e.column())
 }
 
 /// Parses a tenant id from a path; an invalid one is a tenant that does
 /// not exist.
 pub(crate) fn tenant_id(text: &str) -> Result<TenantId, ApiError> {
     TenantId::new(text).map_err(|e| ApiError::not_found(format!("no tenant {text:?}: {e}")))
+}
+
+/// Answers a request whose path names a tenant id that cannot exist (bad
+/// characters, too long) with the 404 any unknown tenant gets, and records
+/// the refusal in the control-plane stream like every other.
+pub(crate) fn unknown_tenant(
+    state: &Shared,
+    caller: &Principal,
+    text: &str,
+    e: ApiError,
+) -> Response {
+    let request = state.next_request_id();
+    let resource = warden_host_api::audit::bounded_resource(text);
+    state.metrics.denial(None, "tenant");
+    let recorded = tokio::task::block_in_place(|| {
+        control::record(
+            state.runtime.audit_logs(),
+            &ControlRecord {
+                component: DAEMON_COMPONENT,
+                request: &request,
+                tenant: None,
+                actor: &caller.actor,
+                role: caller.role.as_str(),
+                operation: "tenant.resolve",
+                resource: &resource,
+                decision: Decision::Deny,
+                outcome: &e.message,
+                status: Some(e.status.as_u16()),
+            },
+        )
+    });
+    if let Err(err) = recorded {
+        tracing::error!(error = %err, "cannot record a request for an impossible tenant id");
+    }
+    e.into_response()
 }
 
 /// What a guarded request does, for the check and the record.
@@ -291,7 +351,10 @@ where
     });
     let (decision, result) = match refused {
         Err(e) => {
-            state.metrics.denial(req.tenant, req.name);
+            // Labelled only with a tenant that exists: a caller must not
+            // be able to add label values (or learn tenants) by naming them.
+            let label = req.tenant.filter(|t| state.tenant_exists(t));
+            state.metrics.denial(label, req.name);
             (Decision::Deny, Err(e))
         }
         Ok(()) => match req.tenant {

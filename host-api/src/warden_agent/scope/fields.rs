@@ -15,7 +15,10 @@
 //! - fields are top-level names; nested objects are shown or withheld
 //!   whole.
 
-use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
 use thiserror::Error;
 
 /// Longest field name a grant may name, in bytes.
@@ -87,26 +90,44 @@ pub struct Projection {
 pub fn project(value: &[u8], fields: &[String]) -> Result<Projection, ProjectionError> {
     // serde_json bounds nesting depth (128), so a hostile document cannot
     // exhaust the host's stack; its size is bounded by the value limit.
-    let parsed: Value = serde_json::from_slice(value).map_err(|_| ProjectionError::NotJson)?;
-    let Value::Object(object) = parsed else {
-        return Err(ProjectionError::NotObject);
+    // Each shown field keeps its stored text exactly (a number is not
+    // rounded through f64): only whole fields are left out. Of repeated
+    // keys the last counts, as for any serde_json object.
+    let object: BTreeMap<String, &RawValue> = match serde_json::from_slice(value) {
+        Ok(object) => object,
+        Err(_) => {
+            return Err(match serde_json::from_slice::<IgnoredAny>(value) {
+                Ok(_) => ProjectionError::NotObject,
+                Err(_) => ProjectionError::NotJson,
+            });
+        }
     };
-    let mut shown = Map::new();
+    let mut out = Vec::with_capacity(value.len());
+    out.push(b'{');
     let mut withheld = Vec::new();
     for (name, field) in object {
         if fields.binary_search(&name).is_ok() {
-            shown.insert(name, field);
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, &name).map_err(|_| ProjectionError::NotJson)?;
+            out.push(b':');
+            out.extend_from_slice(field.get().as_bytes());
         } else {
             withheld.push(name);
         }
     }
-    withheld.sort();
-    let value = serde_json::to_vec(&Value::Object(shown)).map_err(|_| ProjectionError::NotJson)?;
-    Ok(Projection { value, withheld })
+    out.push(b'}');
+    Ok(Projection {
+        value: out,
+        withheld,
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     fn fields(names: &[&str]) -> Vec<String> {
@@ -127,6 +148,22 @@ mod tests {
         assert_eq!(p.withheld, ["card_number", "iban"]);
         let text = String::from_utf8(p.value).unwrap();
         assert!(!text.contains("DE89") && !text.contains("4111"), "{text}");
+    }
+
+    /// Found by review: a large number came out rounded through f64.
+    #[test]
+    fn shown_fields_keep_their_exact_text() {
+        let doc = br#"{"limit":12345678901234567890123,"rate":0.10000000000000000001,"iban":"x","note":"a\u00e9\n"}"#;
+        let p = project(doc, &fields(&["limit", "rate", "note"])).unwrap();
+        assert_eq!(
+            String::from_utf8(p.value).unwrap(),
+            r#"{"limit":12345678901234567890123,"note":"a\u00e9\n","rate":0.10000000000000000001}"#
+        );
+        assert_eq!(p.withheld, ["iban"]);
+        let p = project(br#"{"a":1,"a":2,"b":3}"#, &fields(&["a"])).unwrap();
+        assert_eq!(p.value, br#"{"a":2}"#);
+        let p = project(b"{}", &fields(&["a"])).unwrap();
+        assert_eq!(p.value, b"{}");
     }
 
     #[test]

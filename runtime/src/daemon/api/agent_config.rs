@@ -10,14 +10,14 @@ use axum::{
     body::Bytes,
     extract::{Path, State, rejection::BytesRejection},
     http::StatusCode,
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use serde::{Deserialize, Serialize};
 use warden_runtime::{ControlError, control::Change};
 
 use super::{
     super::roles::Operation, ApiError, Caller, ErrorBody, Request, Shared, answer, guarded,
-    json_body, tenant_id,
+    json_body, tenant_id, unknown_tenant,
 };
 
 /// `PUT .../config/{key}` body.
@@ -91,7 +91,7 @@ pub(crate) async fn list(
 ) -> Response {
     let tenant = match tenant_id(&tenant) {
         Ok(t) => t,
-        Err(e) => return e.into_response(),
+        Err(e) => return unknown_tenant(&state, &caller, &tenant, e),
     };
     let req = Request {
         op: Operation::Config,
@@ -132,7 +132,7 @@ pub(crate) async fn set(
 ) -> Response {
     let tenant = match tenant_id(&tenant) {
         Ok(t) => t,
-        Err(e) => return e.into_response(),
+        Err(e) => return unknown_tenant(&state, &caller, &tenant, e),
     };
     let resource = format!("{agent}/{key}");
     let req = Request {
@@ -172,7 +172,7 @@ pub(crate) async fn unset(
 ) -> Response {
     let tenant = match tenant_id(&tenant) {
         Ok(t) => t,
-        Err(e) => return e.into_response(),
+        Err(e) => return unknown_tenant(&state, &caller, &tenant, e),
     };
     let resource = format!("{agent}/{key}");
     let req = Request {

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::{
     super::{agents::AgentInfo, roles::Operation},
     ApiError, Caller, ErrorBody, Request, Shared, answer, guarded, json_body, tenant_id,
+    unknown_tenant,
 };
 
 /// `POST /v1/tenants/{tenant}/agents` body.
@@ -47,7 +48,7 @@ pub(crate) async fn deploy(
 ) -> Response {
     let tenant = match tenant_id(&tenant) {
         Ok(t) => t,
-        Err(e) => return axum::response::IntoResponse::into_response(e),
+        Err(e) => return unknown_tenant(&state, &caller, &tenant, e),
     };
     let named = OnceLock::new();
     let req = Request {
@@ -96,7 +97,7 @@ pub(crate) async fn list(
 ) -> Response {
     let tenant = match tenant_id(&tenant) {
         Ok(t) => t,
-        Err(e) => return axum::response::IntoResponse::into_response(e),
+        Err(e) => return unknown_tenant(&state, &caller, &tenant, e),
     };
     let req = Request {
         op: Operation::AgentsRead,
@@ -126,7 +127,7 @@ pub(crate) async fn show(
 ) -> Response {
     let tenant = match tenant_id(&tenant) {
         Ok(t) => t,
-        Err(e) => return axum::response::IntoResponse::into_response(e),
+        Err(e) => return unknown_tenant(&state, &caller, &tenant, e),
     };
     let req = Request {
         op: Operation::AgentsRead,
@@ -160,7 +161,7 @@ pub(crate) async fn remove(
 ) -> Response {
     let tenant = match tenant_id(&tenant) {
         Ok(t) => t,
-        Err(e) => return axum::response::IntoResponse::into_response(e),
+        Err(e) => return unknown_tenant(&state, &caller, &tenant, e),
     };
     let req = Request {
         op: Operation::AgentsRemove,

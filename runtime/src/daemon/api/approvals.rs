@@ -5,7 +5,7 @@ use axum::{
     body::Bytes,
     extract::{Path, State, rejection::BytesRejection},
     http::StatusCode,
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use serde::Deserialize;
 use warden_host_api::warden_agent::ApprovalAnswer;
@@ -16,6 +16,7 @@ use super::{
         roles::Operation,
     },
     ApiError, Caller, ErrorBody, Request, Shared, answer, guarded, json_body, tenant_id,
+    unknown_tenant,
 };
 
 /// `POST .../approvals/{id}` body.
@@ -44,7 +45,7 @@ pub(crate) async fn list(
 ) -> Response {
     let tenant = match tenant_id(&tenant) {
         Ok(t) => t,
-        Err(e) => return e.into_response(),
+        Err(e) => return unknown_tenant(&state, &caller, &tenant, e),
     };
     let req = Request {
         op: Operation::Approve,
@@ -77,7 +78,7 @@ pub(crate) async fn decide(
 ) -> Response {
     let tenant = match tenant_id(&tenant) {
         Ok(t) => t,
-        Err(e) => return e.into_response(),
+        Err(e) => return unknown_tenant(&state, &caller, &tenant, e),
     };
     let req = Request {
         op: Operation::Approve,

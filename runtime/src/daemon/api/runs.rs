@@ -8,7 +8,7 @@ use axum::{
     body::Bytes,
     extract::{Path, State, rejection::BytesRejection},
     http::StatusCode,
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use serde::{Deserialize, Serialize};
 use warden_runtime::{Agent, InvokeError, TenantId, secrets::SecretError};
@@ -20,7 +20,7 @@ use super::{
     },
     ApiError, Caller, ErrorBody, Request, Shared, answer,
     audit::read_events,
-    guarded, json_body, tenant_id,
+    guarded, json_body, tenant_id, unknown_tenant,
 };
 
 /// `POST .../invoke` body.
@@ -68,7 +68,7 @@ pub(crate) async fn invoke(
 ) -> Response {
     let tenant = match tenant_id(&tenant) {
         Ok(t) => t,
-        Err(e) => return e.into_response(),
+        Err(e) => return unknown_tenant(&state, &caller, &tenant, e),
     };
     let run_id = state.runtime.next_invocation_id();
     let resource = format!("{agent} run {run_id}");
@@ -170,7 +170,7 @@ pub(crate) async fn show(
 ) -> Response {
     let tenant = match tenant_id(&tenant) {
         Ok(t) => t,
-        Err(e) => return e.into_response(),
+        Err(e) => return unknown_tenant(&state, &caller, &tenant, e),
     };
     let req = Request {
         op: Operation::RunsRead,

@@ -13,7 +13,7 @@ use axum::{
     body::Bytes,
     extract::{Path, State, rejection::BytesRejection},
     http::StatusCode,
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use serde::{Deserialize, Serialize};
 use warden_host_api::secrets::SecretValue;
@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 
 use super::{
     super::roles::Operation, ApiError, Caller, ErrorBody, Request, Shared, answer, guarded,
-    json_body, tenant_id,
+    json_body, tenant_id, unknown_tenant,
 };
 
 /// `PUT .../secrets/{name}` body.
@@ -58,7 +58,8 @@ fn secret_error(e: SecretError) -> ApiError {
         SecretError::Permissions { .. }
         | SecretError::NotASecret { .. }
         | SecretError::Io { .. } => {
-            tracing::error!(error = %e, "the secret store failed");
+            let cause = std::error::Error::source(&e).map(ToString::to_string);
+            tracing::error!(error = %e, cause = cause.as_deref().unwrap_or(""), "the secret store failed");
             ApiError::internal(
                 "the tenant's secret store cannot be used; the operator finds the cause in the \
                  daemon's log",
@@ -79,7 +80,7 @@ pub(crate) async fn list(
 ) -> Response {
     let tenant = match tenant_id(&tenant) {
         Ok(t) => t,
-        Err(e) => return e.into_response(),
+        Err(e) => return unknown_tenant(&state, &caller, &tenant, e),
     };
     let req = Request {
         op: Operation::Secrets,
@@ -124,7 +125,7 @@ pub(crate) async fn set(
 ) -> Response {
     let tenant = match tenant_id(&tenant) {
         Ok(t) => t,
-        Err(e) => return e.into_response(),
+        Err(e) => return unknown_tenant(&state, &caller, &tenant, e),
     };
     let req = Request {
         op: Operation::Secrets,
@@ -172,7 +173,7 @@ pub(crate) async fn remove(
 ) -> Response {
     let tenant = match tenant_id(&tenant) {
         Ok(t) => t,
-        Err(e) => return e.into_response(),
+        Err(e) => return unknown_tenant(&state, &caller, &tenant, e),
     };
     let req = Request {
         op: Operation::Secrets,
