@@ -603,6 +603,14 @@ fn a_tenant_admin_sets_lists_and_removes_secrets_over_the_api() {
         &json!({ "value": "" }),
     );
     assert_eq!(a.status, 422, "{a:?}");
+    // The limit: 16 KiB of value.
+    let a = d.put(
+        "/v1/tenants/acme/secrets/huge",
+        Some(&tad),
+        &json!({ "value": "x".repeat(16 * 1024 + 1) }),
+    );
+    assert_eq!(a.status, 422, "{a:?}");
+    assert!(!d.env.data_dir().join("secrets/acme/huge").exists());
     let a = d.send(
         "PUT",
         "/v1/tenants/acme/secrets/raw",

@@ -282,30 +282,56 @@ pub(crate) fn unknown_tenant(
     text: &str,
     e: ApiError,
 ) -> Response {
-    let request = state.next_request_id();
     let resource = warden_host_api::audit::bounded_resource(text);
     state.metrics.denial(None, "tenant");
-    let recorded = tokio::task::block_in_place(|| {
+    let recorded = record_request(
+        state,
+        caller,
+        None,
+        "tenant.resolve",
+        &resource,
+        Decision::Deny,
+        &e.message,
+        e.status,
+    );
+    if let Err(err) = recorded {
+        tracing::error!(error = %err, "cannot record a request for an impossible tenant id");
+    }
+    e.into_response()
+}
+
+/// Records one request in the control-plane stream. The append waits for
+/// its group commit to reach the disk: off the async workers, like every
+/// other blocking step.
+#[expect(clippy::too_many_arguments, reason = "one per field of the event")]
+fn record_request(
+    state: &Shared,
+    caller: &Principal,
+    tenant: Option<&TenantId>,
+    operation: &str,
+    resource: &str,
+    decision: Decision,
+    outcome: &str,
+    status: StatusCode,
+) -> Result<(), warden_runtime::audit::AuditLogError> {
+    let request = state.next_request_id();
+    tokio::task::block_in_place(|| {
         control::record(
             state.runtime.audit_logs(),
             &ControlRecord {
                 component: DAEMON_COMPONENT,
                 request: &request,
-                tenant: None,
+                tenant,
                 actor: &caller.actor,
                 role: caller.role.as_str(),
-                operation: "tenant.resolve",
-                resource: &resource,
-                decision: Decision::Deny,
-                outcome: &e.message,
-                status: Some(e.status.as_u16()),
+                operation,
+                resource,
+                decision,
+                outcome,
+                status: Some(status.as_u16()),
             },
         )
-    });
-    if let Err(err) = recorded {
-        tracing::error!(error = %err, "cannot record a request for an impossible tenant id");
-    }
-    e.into_response()
+    })
 }
 
 /// What a guarded request does, for the check and the record.
@@ -338,7 +364,6 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Answer, ApiError>>,
 {
-    let request = state.next_request_id();
     let refused = authorize(caller, req.op, req.tenant).map_err(|refusal| match refusal {
         Refusal::Forbidden => ApiError::new(
             StatusCode::FORBIDDEN,
@@ -368,28 +393,13 @@ where
         Ok((status, _)) => (*status, "ok".to_owned()),
         Err(e) => (e.status, e.message.clone()),
     };
-    // The append waits for its group commit to reach the disk: off the
-    // async workers, like every other blocking step.
-    let recorded = tokio::task::block_in_place(|| {
-        control::record(
-            state.runtime.audit_logs(),
-            &ControlRecord {
-                component: DAEMON_COMPONENT,
-                request: &request,
-                tenant: req.tenant,
-                actor: &caller.actor,
-                role: caller.role.as_str(),
-                operation: req.name,
-                resource: req
-                    .late
-                    .and_then(OnceLock::get)
-                    .map_or(req.resource, String::as_str),
-                decision,
-                outcome: &outcome,
-                status: Some(status.as_u16()),
-            },
-        )
-    });
+    let resource = req
+        .late
+        .and_then(OnceLock::get)
+        .map_or(req.resource, String::as_str);
+    let recorded = record_request(
+        state, caller, req.tenant, req.name, resource, decision, &outcome, status,
+    );
     if let Err(e) = recorded {
         // TODO: an operation that changed state before its event failed to
         // record stays done; the caller sees 500 and the daemon's log has
