@@ -131,9 +131,10 @@ fn describe(seq: u64, e: &Value) -> String {
                 }
             };
             format!(
-                "{} {} by {}: grant {} -> {}; {}",
+                "{} {} of tenant {} by {}: grant {} -> {}; {}",
                 bs("action"),
                 bs("agent"),
+                s("tenant"),
                 s("actor"),
                 digest("before_grant_digest"),
                 digest("after_grant_digest"),
@@ -145,8 +146,14 @@ fn describe(seq: u64, e: &Value) -> String {
                 .get("status")
                 .and_then(Value::as_u64)
                 .map_or_else(String::new, |s| format!(" {s}"));
+            let tenant = s("tenant");
+            let tenant = if tenant.is_empty() {
+                String::new()
+            } else {
+                format!(" of tenant {tenant}")
+            };
             format!(
-                "{} {} by {} ({}): {}{status} {}",
+                "{} {}{tenant} by {} ({}): {}{status} {}",
                 bs("operation"),
                 bs("resource"),
                 s("actor"),
