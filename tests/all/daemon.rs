@@ -247,7 +247,7 @@ fn bad_input_gets_a_json_error_and_leaves_nothing_half_created() {
     // Components that are not components, a digest that does not match,
     // manifests with errors.
     let sleep = std::fs::read(warden_test_programs::SLEEP).unwrap();
-    let cases: [(Value, u16, &str); 5] = [
+    let cases: [(Value, u16, &str); 6] = [
         (
             deploy_body(&manifest("junk"), b"not wasm at all"),
             422,
@@ -275,6 +275,16 @@ fn bad_input_gets_a_json_error_and_leaves_nothing_half_created() {
             ),
             422,
             "grants.records[0].prefix",
+        ),
+        // Found by review: the error named a line of the rewritten manifest,
+        // not of the one sent.
+        (
+            deploy_body(
+                "name = \"sleep\"\ncomponent = \"x\"\n\n\n[grants]\nfiles = 5\n",
+                &sleep,
+            ),
+            422,
+            "line 6",
         ),
     ];
     for (body, status, want) in cases {

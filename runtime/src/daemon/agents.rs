@@ -115,6 +115,7 @@ impl AgentStore {
         }
         let mut table: toml::Table = warden_runtime::toml_file::parse(manifest)
             .map_err(|e| ApiError::unprocessable(format!("manifest: {e}")))?;
+        let names_component = table.contains_key("component");
         // The stored component is the uploaded one, whatever path the
         // manifest named on the developer's machine; a path from the
         // request is never used on the host.
@@ -127,27 +128,36 @@ impl AgentStore {
 
         let staging = self.root.join(STAGING_DIR).join(random_name()?);
         let cleanup = Cleanup(staging.clone());
+        // The staging path is a host detail; the caller knows the files as
+        // "the manifest" and "the component".
+        let uploaded = |e: &dyn std::fmt::Display| {
+            let message = e
+                .to_string()
+                .replace(
+                    &staging.join(MANIFEST_FILE).display().to_string(),
+                    "uploaded",
+                )
+                .replace(
+                    &staging.join(COMPONENT_FILE).display().to_string(),
+                    "uploaded",
+                );
+            ApiError::unprocessable(message)
+        };
         std::fs::create_dir_all(&staging)
             .and_then(|()| std::fs::write(staging.join(COMPONENT_FILE), component))
-            .and_then(|()| std::fs::write(staging.join(MANIFEST_FILE), &text))
+            .and_then(|()| std::fs::write(staging.join(MANIFEST_FILE), manifest))
+            .map_err(|e| ApiError::internal(format!("cannot stage the deployment: {e}")))?;
+        // Checked as sent first, so that an error names the caller's own
+        // line numbers; the rewritten text below differs in layout.
+        if names_component {
+            warden_runtime::manifest::Manifest::load(&staging.join(MANIFEST_FILE))
+                .map_err(|e| uploaded(&e))?;
+        }
+        std::fs::write(staging.join(MANIFEST_FILE), &text)
             .map_err(|e| ApiError::internal(format!("cannot stage the deployment: {e}")))?;
         let agent = runtime
             .load_agent(&staging.join(MANIFEST_FILE))
-            .map_err(|e| {
-                // The staging path is a host detail; the caller knows the
-                // files as "the manifest" and "the component".
-                let message = e
-                    .to_string()
-                    .replace(
-                        &staging.join(MANIFEST_FILE).display().to_string(),
-                        "uploaded",
-                    )
-                    .replace(
-                        &staging.join(COMPONENT_FILE).display().to_string(),
-                        "uploaded",
-                    );
-                ApiError::unprocessable(message)
-            })?;
+            .map_err(|e| uploaded(&e))?;
         let name = agent.name().to_owned();
 
         let target = self.dir(tenant, &name);
