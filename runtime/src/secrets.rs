@@ -97,8 +97,8 @@ pub enum SecretError {
     },
     /// `remove` of a secret the tenant does not have.
     #[error(
-        "tenant {tenant} has no secret {name}; `warden secrets list --tenant {tenant}` shows \
-         its secrets"
+        "tenant {tenant} has no secret {name}; `warden secrets list --tenant {tenant}` (or GET \
+         /v1/tenants/{tenant}/secrets under the daemon) shows its secrets"
     )]
     NotFound {
         /// The tenant.

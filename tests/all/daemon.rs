@@ -160,7 +160,11 @@ fn the_invoice_agent_is_deployed_invoked_and_audited_over_http() {
     assert_eq!(reads[0]["body"]["role"], "auditor");
 
     // Metrics count the invocations, per tenant.
+    // They name every tenant: a token of the platform admin or of an
+    // auditor of all tenants is needed.
     let metrics = d.send("GET", "/metrics", None, Vec::new());
+    assert_eq!(metrics.status, 401);
+    let metrics = d.send("GET", "/metrics", Some(&d.admin), Vec::new());
     assert_eq!(metrics.status, 200);
     let health = d.get("/healthz", None);
     assert_eq!(health.body["status"], "ok");

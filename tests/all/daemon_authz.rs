@@ -19,7 +19,7 @@ const CALLERS: [(&str, &str, Option<&str>); 5] = [
 
 /// (endpoint, expected statuses: for each caller in [`CALLERS`] order, on
 /// acme (the tenant-bound callers' own tenant) then on globex).
-const MATRIX: [(&str, [u16; 10]); 26] = [
+const MATRIX: [(&str, [u16; 10]); 27] = [
     //                                  pat       tad       aud       all       ivy
     (
         "GET tenants",
@@ -112,6 +112,10 @@ const MATRIX: [(&str, [u16; 10]); 26] = [
     ),
     (
         "POST control verify",
+        [200, 200, 403, 403, 403, 403, 200, 200, 403, 403],
+    ),
+    (
+        "GET metrics",
         [200, 200, 403, 403, 403, 403, 200, 200, 403, 403],
     ),
     (
@@ -290,6 +294,7 @@ fn every_role_gets_the_expected_status_on_every_endpoint_and_tenant() {
                     "POST control verify" => {
                         d.post("/v1/audit/_control/verify", Some(token), &json!({}))
                     }
+                    "GET metrics" => d.send("GET", "/metrics", Some(token), Vec::new()),
                     "GET tokens" => d.get("/v1/tokens", Some(token)),
                     "POST tokens" => d.post(
                         "/v1/tokens",
@@ -335,6 +340,7 @@ fn every_role_gets_the_expected_status_on_every_endpoint_and_tenant() {
         "/v1/tenants/acme/agents",
         "/v1/audit/acme/events",
         "/v1/tokens",
+        "/metrics",
     ] {
         let a = d.get(path, None);
         assert_eq!(a.status, 401, "{path}");

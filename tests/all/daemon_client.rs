@@ -127,10 +127,11 @@ impl Daemon {
         }
     }
 
-    /// GETs `path` without a token and returns the body as text.
+    /// GETs `path` as the platform admin and returns the body as text.
     pub(crate) fn send_text(&self, path: &str) -> String {
         let addr = self.addr;
         let path = path.to_owned();
+        let token = self.admin.clone();
         self.rt.block_on(async move {
             let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
             let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -140,6 +141,7 @@ impl Daemon {
             let req = Request::builder()
                 .uri(path)
                 .header(header::HOST, addr.to_string())
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
                 .body(Full::new(Bytes::new()))
                 .unwrap();
             let resp = sender.send_request(req).await.unwrap();

@@ -497,10 +497,41 @@ pub(crate) async fn readyz(State(state): State<Shared>) -> Response {
     }
 }
 
-/// Prometheus metrics in the text exposition format.
+/// Prometheus metrics in the text exposition format. They are labelled by
+/// tenant, so only a platform admin or an auditor of every tenant may read
+/// them (a scraper is given such a token).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Metrics", content_type = "text/plain")))]
-pub(crate) async fn metrics(State(state): State<Shared>) -> Response {
+    responses((status = 200, description = "Metrics", content_type = "text/plain"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn metrics(State(state): State<Shared>, Caller(caller): Caller) -> Response {
+    if authorize(&caller, Operation::Metrics, None).is_err() {
+        state.metrics.denial(None, "metrics.read");
+        let e = ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "role {} may not read metrics, which name every tenant; use a platform-admin \
+                 token or an auditor token for all tenants",
+                caller.role
+            ),
+        );
+        // Refusals are recorded; allowed reads are not, so that a scraper
+        // does not grow the control-plane log every few seconds.
+        let recorded = record_request(
+            &state,
+            &caller,
+            None,
+            "metrics.read",
+            "",
+            Decision::Deny,
+            &e.message,
+            e.status,
+        );
+        if let Err(err) = recorded {
+            tracing::error!(error = %err, "cannot record a refused metrics read");
+        }
+        return e.into_response();
+    }
     let text = state.metrics.render(&state.runtime);
     (
         [(

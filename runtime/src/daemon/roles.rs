@@ -70,7 +70,7 @@ impl Role {
                 Err("a platform-admin token covers every tenant; drop --tenant".into())
             }
             (Role::TenantAdmin | Role::Invoker, None) => Err(format!(
-                "a {} token is for one tenant; give --tenant",
+                "a {} token is for one tenant; give it one (--tenant, or \"tenant\" over the API)",
                 self.as_str()
             )),
             _ => Ok(()),
@@ -126,12 +126,14 @@ pub(crate) enum Operation {
     Config,
     /// List a tenant's secret names, set or remove a secret.
     Secrets,
+    /// Read the Prometheus metrics, which name every tenant.
+    Metrics,
 }
 
 impl Operation {
     /// Every operation, for tables.
     #[cfg(test)]
-    pub(crate) const ALL: [Operation; 13] = [
+    pub(crate) const ALL: [Operation; 14] = [
         Operation::TenantsList,
         Operation::TenantsCreate,
         Operation::AgentsDeploy,
@@ -145,6 +147,7 @@ impl Operation {
         Operation::Tokens,
         Operation::Config,
         Operation::Secrets,
+        Operation::Metrics,
     ];
 }
 
@@ -196,9 +199,9 @@ pub(crate) fn authorize(
         R::Invoker => matches!(op, O::TenantsList | O::AgentsRead | O::Invoke | O::RunsRead),
         R::Auditor => match op {
             O::TenantsList | O::AuditRead | O::RunsRead => true,
-            // The control-plane stream names every tenant: only an auditor
-            // of all tenants may read it.
-            O::ControlAuditRead => who.tenant.is_none(),
+            // The control-plane stream and the metrics name every tenant:
+            // only an auditor of all tenants may read them.
+            O::ControlAuditRead | O::Metrics => who.tenant.is_none(),
             _ => false,
         },
     };
@@ -230,7 +233,7 @@ mod tests {
         use Operation as O;
         // (operation, platform-admin, tenant-admin, auditor of acme,
         // auditor of all, invoker), each as own/other.
-        let table: [(Operation, [&str; 5]); 13] = [
+        let table: [(Operation, [&str; 5]); 14] = [
             (O::TenantsList, ["AA", "AN", "AN", "AA", "AN"]),
             (O::TenantsCreate, ["AA", "FN", "FN", "FF", "FN"]),
             (O::AgentsDeploy, ["AA", "AN", "FN", "FF", "FN"]),
@@ -244,6 +247,7 @@ mod tests {
             (O::Tokens, ["AA", "FN", "FN", "FF", "FN"]),
             (O::Config, ["AA", "AN", "FN", "FF", "FN"]),
             (O::Secrets, ["AA", "AN", "FN", "FF", "FN"]),
+            (O::Metrics, ["AA", "FN", "FN", "AA", "FN"]),
         ];
         let callers = [
             who(Role::PlatformAdmin, None),

@@ -440,7 +440,7 @@ mod tests {
         let err = store
             .create(&new(Role::TenantAdmin, None, None))
             .unwrap_err();
-        assert!(err.to_string().contains("give --tenant"), "{err}");
+        assert!(err.to_string().contains("give it one (--tenant"), "{err}");
         assert!(store.list().unwrap().is_empty(), "nothing half created");
     }
 }
