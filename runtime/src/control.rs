@@ -52,7 +52,9 @@ pub enum ControlError {
     #[error("{0}")]
     AgentName(String),
     /// A config key breaks the key rule.
-    #[error("config key {key:?}: {rule}; use 1 to 64 of a-z, 0-9, '_', '-' and '.'")]
+    #[error(
+        "config key {key:?}: {rule}; use 1 to 64 of a-z, 0-9, '_', '-' and '.', starting with a letter"
+    )]
     ConfigKey {
         /// The key, as given, escaped and cut to 80 bytes.
         key: String,

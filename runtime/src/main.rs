@@ -138,7 +138,7 @@ enum ConfigCommand {
     Set {
         #[command(flatten)]
         target: ConfigTarget,
-        /// The key: 1 to 64 of a-z, 0-9, '_', '-' and '.'.
+        /// The key: 1 to 64 of a-z, 0-9, '_', '-' and '.', starting with a letter.
         key: String,
         /// The value: at most 4 KiB of text.
         value: String,

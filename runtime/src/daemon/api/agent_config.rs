@@ -118,7 +118,7 @@ pub(crate) async fn list(
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/agents/{agent}/config/{key}", tag = "config",
     params(("tenant" = String, Path, description = "Tenant id"),
         ("agent" = String, Path, description = "Agent name, as in its manifest"),
-        ("key" = String, Path, description = "1 to 64 of a-z, 0-9, '_', '-' and '.'")),
+        ("key" = String, Path, description = "1 to 64 of a-z, 0-9, '_', '-' and '.', starting with a letter")),
     request_body = SetConfig,
     responses((status = 200, body = ConfigChange), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
