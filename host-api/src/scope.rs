@@ -175,7 +175,12 @@ impl Digest {
 
     /// Lower-case hex form, 64 characters.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        // Through a stack buffer: `hex::encode` builds the string a char at
+        // a time, and every invocation encodes several digests.
+        let mut buf = [0u8; 64];
+        // 32 bytes always fit 64 hex digits, all ASCII.
+        let _ = hex::encode_to_slice(self.0, &mut buf);
+        std::str::from_utf8(&buf).unwrap_or_default().to_owned()
     }
 }
 
