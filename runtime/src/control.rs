@@ -16,8 +16,9 @@
 //! differs from the approved one.
 
 use std::{
+    collections::HashMap,
     path::PathBuf,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
 use thiserror::Error;
@@ -26,12 +27,13 @@ use warden_host_api::{
     error::StoreError,
     scope::{TenantId, is_hidden, validate_actor},
     warden_agent::scope::config::{
-        ConfigKeyError, MAX_CONFIG_KEYS, MAX_CONFIG_VALUE_BYTES, validate_config_key,
+        ConfigKeyError, MAX_CONFIG_AGENTS, MAX_CONFIG_KEYS, MAX_CONFIG_VALUE_BYTES,
+        validate_config_key,
     },
 };
 
 use crate::{
-    audit::{AuditLogError, AuditLogs, AuditOptions, now_unix_ms},
+    audit::{AuditLogError, AuditLogs, AuditOptions, StreamId, now_unix_ms},
     grants::describe_change,
     manifest::{Manifest, validate_name},
     state::{AllowedAgent, OpenStateError, Records},
@@ -79,6 +81,15 @@ pub enum ControlError {
         tenant: TenantId,
         /// The agent.
         agent: String,
+    },
+    /// The tenant already has config values for the most agents allowed.
+    #[error(
+        "tenant {tenant} already has config values for {MAX_CONFIG_AGENTS} agents, the maximum; \
+         unset the values of an agent it no longer runs first"
+    )]
+    TooManyConfigAgents {
+        /// The tenant.
+        tenant: TenantId,
     },
     /// Unsetting a config key that has no value.
     #[error("config key {key} is not set for agent {agent} of tenant {tenant}; nothing to unset")]
@@ -132,7 +143,17 @@ pub struct ControlPlane {
     data_dir: PathBuf,
     audit: Arc<AuditLogs>,
     records: Mutex<Option<Records>>,
+    /// Approved grant digests by tenant and agent, kept only while this
+    /// process holds the control stream; see
+    /// [`ControlPlane::allowed_grant_digest`].
+    allowed: Mutex<AllowedCache>,
 }
+
+/// Tenant to agent to the approved grant digest (`None`: not allowed).
+type AllowedCache = HashMap<String, HashMap<String, Option<String>>>;
+
+/// Most approvals the cache holds before it starts over.
+const MAX_CACHED_APPROVALS: usize = 16 * 1024;
 
 impl std::fmt::Debug for ControlPlane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -161,7 +182,57 @@ impl ControlPlane {
             data_dir,
             audit,
             records: Mutex::new(None),
+            allowed: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn allowed_cache(&self) -> MutexGuard<'_, AllowedCache> {
+        // The cache is rebuilt from the database on any miss; a panic
+        // elsewhere cannot leave an entry that disagrees with it, because
+        // entries change only under this lock together with the database.
+        self.allowed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The grant digest `tenant` approved for `agent`, or `None` when the
+    /// agent is not allowed.
+    ///
+    /// Every change of an approval is recorded in the control stream
+    /// before it is stored, and a stream is open in one process at a time
+    /// (its lock file). So while this process holds the control stream,
+    /// approvals change only through this control plane, and the answer
+    /// is kept in memory; otherwise the state database is read each time,
+    /// so that a revocation made by another process holds from the next
+    /// call on.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`StoreError`] when the state database fails.
+    pub(crate) fn allowed_grant_digest(
+        &self,
+        records: &Records,
+        tenant: &TenantId,
+        agent: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let mut cache = self.allowed_cache();
+        let held = self.audit.is_open(&StreamId::Control);
+        if held
+            && let Some(digest) = cache
+                .get(tenant.as_str())
+                .and_then(|agents| agents.get(agent))
+        {
+            return Ok(digest.clone());
+        }
+        let digest = records.allowed_grant_digest(tenant, agent)?;
+        if held {
+            if cache.values().map(HashMap::len).sum::<usize>() >= MAX_CACHED_APPROVALS {
+                cache.clear();
+            }
+            cache
+                .entry(tenant.as_str().to_owned())
+                .or_default()
+                .insert(agent.to_owned(), digest.clone());
+        }
+        Ok(digest)
     }
 
     /// The state database, opened (and created) on first use.
@@ -207,6 +278,8 @@ impl ControlPlane {
         let records = self.records()?;
         let control = self.audit.control()?;
         let after_digest = manifest.grant_digest.to_hex();
+        let mut cache = self.allowed_cache();
+        forget(&mut cache, tenant, &manifest.name);
         let change = records.change_allowed_agent(tenant, &manifest.name, |before| {
             let before_digest = before.as_ref().map(|b| b.grant_digest.clone());
             if before_digest.as_deref() == Some(after_digest.as_str()) {
@@ -268,6 +341,8 @@ impl ControlPlane {
         validate_name(agent).map_err(ControlError::AgentName)?;
         let records = self.records()?;
         let control = self.audit.control()?;
+        let mut cache = self.allowed_cache();
+        forget(&mut cache, tenant, agent);
         let change = records.change_allowed_agent(tenant, agent, |before| {
             let Some(before) = before else {
                 return Err(ControlError::NotAllowed {
@@ -320,8 +395,9 @@ impl ControlPlane {
     ///
     /// Returns [`ControlError`]: a bad actor, agent name, key or value
     /// (over [`MAX_CONFIG_VALUE_BYTES`], control characters), more than
-    /// [`MAX_CONFIG_KEYS`] keys for the agent, a state database or audit
-    /// failure. Nothing is stored then.
+    /// [`MAX_CONFIG_KEYS`] keys for the agent, a new agent when the tenant
+    /// already holds values for [`MAX_CONFIG_AGENTS`] agents, a state
+    /// database or audit failure. Nothing is stored then.
     pub fn set_config(
         &self,
         tenant: &TenantId,
@@ -440,6 +516,11 @@ impl ControlPlane {
                     agent: agent.to_owned(),
                 });
             }
+            if slot.keys == 0 && slot.other_agents >= MAX_CONFIG_AGENTS {
+                return Err(ControlError::TooManyConfigAgents {
+                    tenant: tenant.clone(),
+                });
+            }
             let digest = |v: &str| format!("sha256:{}", value_digest(v.as_bytes()));
             let words = match (&slot.value, value) {
                 (None, Some(v)) => format!("config: + {key} = {}", digest(v)),
@@ -480,6 +561,15 @@ impl ControlPlane {
             invocation: format!("{:x}-{:x}", now_unix_ms(), std::process::id()),
             actor: actor.to_owned(),
         }
+    }
+}
+
+/// Drops the cached approval of `agent` of `tenant`. Called with the cache
+/// locked before the approval changes, and the lock held until the change
+/// is stored, so that no reader caches the value being replaced.
+fn forget(cache: &mut AllowedCache, tenant: &TenantId, agent: &str) {
+    if let Some(agents) = cache.get_mut(tenant.as_str()) {
+        agents.remove(agent);
     }
 }
 

@@ -663,12 +663,14 @@ impl Runtime {
 
     /// Refuses `agent` unless `tenant` allowed it with exactly its grant.
     ///
-    /// Read on every invocation rather than cached, so that a revocation
-    /// made by another process holds from the next run on.
+    /// The approval is read from the state database on every invocation,
+    /// so that a revocation made by another process holds from the next
+    /// run on, unless this process holds the control stream, through which
+    /// every change passes; see [`ControlPlane::allowed_grant_digest`].
     fn check_allowed(&self, tenant: &TenantId, agent: &Agent) -> Result<(), InvokeError> {
         let allowed = self
-            .records()?
-            .allowed_grant_digest(tenant, &agent.manifest.name)
+            .control
+            .allowed_grant_digest(&self.records()?, tenant, &agent.manifest.name)
             .map_err(InvokeError::Store)?;
         let actual = agent.manifest.grant_digest.to_hex();
         if allowed.as_deref() == Some(actual.as_str()) {
@@ -1291,5 +1293,73 @@ mod tests {
         assert!(matches!(err, InvokeError::Audit(_)), "{err}");
         let stored = runtime.records().unwrap().get(&tenant, "bench/k").unwrap();
         assert_eq!(stored, None, "a write was committed without its events");
+    }
+
+    fn trivial_agent(dir: &Path) -> PathBuf {
+        let manifest = dir.join("trivial.toml");
+        std::fs::write(
+            &manifest,
+            format!(
+                "name = \"trivial\"\ncomponent = {:?}\n[[grants.records]]\nprefix = \
+                 \"bench/\"\naccess = \"read-write\"\n",
+                warden_test_programs::BENCH_TRIVIAL
+            ),
+        )
+        .unwrap();
+        manifest
+    }
+
+    #[tokio::test]
+    async fn a_revocation_holds_from_the_next_run_with_or_without_the_control_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = trivial_agent(dir.path());
+        let data = dir.path().join("data");
+        let tenant = TenantId::new("acme").unwrap();
+        let refused =
+            |r: Result<Vec<u8>, InvokeError>| matches!(r, Err(InvokeError::NotAllowed { .. }));
+
+        // Another control plane holds the control stream: this runtime
+        // reads every approval from the database.
+        let runtime = Runtime::builder(&data).build().unwrap();
+        let agent = runtime.load_agent(&manifest).unwrap();
+        let other = ControlPlane::new(&data);
+        other
+            .allow_agent(&tenant, agent.manifest(), "test")
+            .unwrap();
+        runtime.invoke(&tenant, &agent, b"v", "test").await.unwrap();
+        other.revoke_agent(&tenant, "trivial", "test").unwrap();
+        assert!(refused(runtime.invoke(&tenant, &agent, b"v", "test").await));
+        drop((other, runtime));
+
+        // This runtime holds the control stream: approvals are kept in
+        // memory, changed only through its own control plane, and nobody
+        // else can change them meanwhile.
+        let runtime = Runtime::builder(&data).build().unwrap();
+        let agent = runtime.load_agent(&manifest).unwrap();
+        runtime
+            .control()
+            .allow_agent(&tenant, agent.manifest(), "test")
+            .unwrap();
+        assert!(
+            runtime
+                .audit_logs()
+                .is_open(&crate::audit::StreamId::Control)
+        );
+        runtime.invoke(&tenant, &agent, b"v", "test").await.unwrap();
+        runtime.invoke(&tenant, &agent, b"v", "test").await.unwrap();
+        let err = ControlPlane::new(&data)
+            .revoke_agent(&tenant, "trivial", "test")
+            .unwrap_err();
+        assert!(err.to_string().contains("_control"), "{err}");
+        runtime
+            .control()
+            .revoke_agent(&tenant, "trivial", "test")
+            .unwrap();
+        assert!(refused(runtime.invoke(&tenant, &agent, b"v", "test").await));
+        runtime
+            .control()
+            .allow_agent(&tenant, agent.manifest(), "test")
+            .unwrap();
+        runtime.invoke(&tenant, &agent, b"v", "test").await.unwrap();
     }
 }

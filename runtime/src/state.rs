@@ -82,6 +82,9 @@ impl Records {
             .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
+        // Every statement warden runs stays prepared: an invocation's
+        // statements are not parsed again once the process has run one.
+        conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(SCHEMA).map_err(err)?;
         conn.execute_batch(agents::SCHEMA).map_err(err)?;
         conn.execute_batch(config::SCHEMA).map_err(err)?;
@@ -109,6 +112,31 @@ impl Records {
             })
             .map(|b| b.map_or(0, |b| u64::try_from(b).unwrap_or(0)))
             .map_err(failed("usage", tenant))
+    }
+
+    /// The value of `key` of `tenant`, if any, and the bytes `tenant`
+    /// holds, read in one statement.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`StoreError`] when the query fails.
+    pub fn get_with_usage(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+    ) -> Result<(Option<Vec<u8>>, u64), StoreError> {
+        self.lock()
+            .prepare_cached(
+                "SELECT (SELECT value FROM records WHERE tenant = ?1 AND key = ?2),
+                        (SELECT bytes FROM usage WHERE tenant = ?1)",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![tenant.as_str(), key], |r| {
+                    Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?))
+                })
+            })
+            .map(|(value, bytes)| (value, bytes.map_or(0, |b| u64::try_from(b).unwrap_or(0))))
+            .map_err(failed("get", tenant))
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {

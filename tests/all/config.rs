@@ -177,6 +177,50 @@ fn limits_are_refused_for_the_guest_and_the_operator() {
 }
 
 #[test]
+fn a_tenant_holds_values_for_at_most_256_agents() {
+    let env = Env::new();
+    let control = warden_runtime::ControlPlane::new(env.data_dir());
+    let acme = warden_runtime::TenantId::new("acme").unwrap();
+    for i in 0..256 {
+        control
+            .set_config(&acme, &format!("agent{i}"), "k", "v", "test")
+            .unwrap();
+    }
+    drop(control);
+    let out = config(
+        &env,
+        &["set", "--tenant", "acme", "--agent", "one-more", "k", "v"],
+    );
+    assert_one_line_error(
+        &out,
+        "tenant acme already has config values for 256 agents, the maximum",
+    );
+    // An agent that already holds values may still change them, and another
+    // tenant is not affected.
+    let out = config(
+        &env,
+        &["set", "--tenant", "acme", "--agent", "agent7", "k2", "v"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = config(
+        &env,
+        &["set", "--tenant", "globex", "--agent", "one-more", "k", "v"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Unsetting one agent's last value frees a place.
+    let out = config(
+        &env,
+        &["unset", "--tenant", "acme", "--agent", "agent0", "k"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = config(
+        &env,
+        &["set", "--tenant", "acme", "--agent", "one-more", "k", "v"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
 fn config_changes_are_in_the_control_stream_with_actor_and_digests() {
     let env = Env::new();
     let manifest = probe(&env);

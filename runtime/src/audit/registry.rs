@@ -100,6 +100,15 @@ impl AuditLogs {
         self.open(&StreamId::Control)
     }
 
+    /// Whether `stream` is open in this process. An open stream holds its
+    /// lock, so no other process can append to it meanwhile.
+    pub fn is_open(&self, stream: &StreamId) -> bool {
+        self.logs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(stream)
+    }
+
     /// `stream`'s log, opened on first use.
     ///
     /// # Errors

@@ -31,6 +31,8 @@ pub(crate) struct ConfigSlot {
     pub(crate) value: Option<String>,
     /// How many keys are set for the tenant's agent.
     pub(crate) keys: usize,
+    /// How many other agents of the tenant have at least one value set.
+    pub(crate) other_agents: usize,
 }
 
 impl Records {
@@ -89,9 +91,16 @@ impl Records {
             .prepare_cached("SELECT count(*) FROM config_values WHERE tenant = ?1 AND agent = ?2")
             .and_then(|mut s| s.query_row(params![tenant.as_str(), agent], |r| r.get(0)))
             .map_err(failed("config set", tenant))?;
+        let other_agents: i64 = tx
+            .prepare_cached(
+                "SELECT count(DISTINCT agent) FROM config_values WHERE tenant = ?1 AND agent != ?2",
+            )
+            .and_then(|mut s| s.query_row(params![tenant.as_str(), agent], |r| r.get(0)))
+            .map_err(failed("config set", tenant))?;
         let slot = ConfigSlot {
             value: value.clone(),
             keys: usize::try_from(keys).unwrap_or(usize::MAX),
+            other_agents: usize::try_from(other_agents).unwrap_or(usize::MAX),
         };
         let (after, result) = match change(slot) {
             Ok(changed) => changed,
@@ -143,9 +152,16 @@ mod tests {
             slot,
             ConfigSlot {
                 value: None,
-                keys: 1
+                keys: 1,
+                other_agents: 0,
             }
         );
+        let slot = set(&acme, "sync", "limit", Some("5"));
+        assert_eq!(
+            slot.other_agents, 1,
+            "triage holds values, sync did not yet"
+        );
+        assert_eq!(set(&globex, "sync", "limit", Some("5")).other_agents, 0);
         assert_eq!(
             records.config_values(&acme, "triage").unwrap(),
             [

@@ -227,7 +227,16 @@ impl Pending {
         match self.writes.get(key) {
             Some(pending) => Ok(pending.clone()),
             None => {
-                let value = self.records.clone().get(&self.tenant, key)?;
+                // The first read of the transaction also takes the tenant's
+                // stored bytes, from the same snapshot: a `put` asks for
+                // both, and one statement costs one read lock, not two.
+                let value = if self.base_usage.is_none() {
+                    let (value, usage) = self.records.get_with_usage(&self.tenant, key)?;
+                    self.base_usage = Some(usage);
+                    value
+                } else {
+                    self.records.clone().get(&self.tenant, key)?
+                };
                 let found = value.as_deref().map(|v| size(key, v));
                 self.last_read = Some((key.to_owned(), found));
                 Ok(value)

@@ -15,6 +15,10 @@ pub const MAX_CONFIG_VALUE_BYTES: usize = 4 * 1024;
 /// Most config keys one agent may be granted, and most values an operator
 /// may set for one agent of one tenant.
 pub const MAX_CONFIG_KEYS: usize = 64;
+/// Most agents of one tenant that may hold config values at once, so that
+/// values set for agents that were never deployed cannot grow without
+/// bound.
+pub const MAX_CONFIG_AGENTS: usize = 256;
 
 /// Why a config key is not valid.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]

@@ -65,7 +65,9 @@ pub(crate) fn control_error(e: ControlError) -> ApiError {
         | ControlError::AgentName(_)
         | ControlError::ConfigKey { .. }
         | ControlError::ConfigValue { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        ControlError::TooManyConfigKeys { .. } => StatusCode::CONFLICT,
+        ControlError::TooManyConfigKeys { .. } | ControlError::TooManyConfigAgents { .. } => {
+            StatusCode::CONFLICT
+        }
         ControlError::ConfigNotSet { .. } | ControlError::NotAllowed { .. } => {
             StatusCode::NOT_FOUND
         }
