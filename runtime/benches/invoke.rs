@@ -16,9 +16,9 @@
 //! tokio runtime), with the same store set-up: captured std streams, a
 //! memory limiter and an epoch callback that yields at each tick.
 //!
-//! Criterion reports each figure. A second, interleaved pass then runs the
-//! three in alternating rounds, so that machine noise hits them alike, and
-//! prints the medians side by side with the ratios to `bare`.
+//! Criterion reports each figure. A second pass then runs the three in
+//! many short rounds, back to back in a rotating order, and prints the
+//! median times and the median of the per-round ratios to `bare`.
 
 use std::{
     hint::black_box,
@@ -258,34 +258,45 @@ fn main() {
     group.finish();
     c.final_summary();
 
-    // Side by side: alternate rounds so that noise lands on all three alike.
-    let rounds = 21;
-    let per_round = 100;
+    // Side by side: many short rounds, each timing the three back to back
+    // in an order that rotates from round to round, so that machine noise
+    // (this runs on shared, noisy machines) lands on all three alike. The
+    // ratio is taken within each round, where the three ran within a few
+    // milliseconds of each other, and the median of those is reported
+    // beside the median times.
+    let rounds = 201;
+    let per_round = 30;
     let mut times: [Vec<f64>; 3] = Default::default();
-    for _ in 0..rounds {
+    let mut ratios: [Vec<f64>; 2] = Default::default();
+    for round in 0..rounds {
         let runs: [&dyn Fn(); 3] = [
             &|| drop(rt.block_on(bare.invoke(INPUT))),
             &|| drop(rt.block_on(buffered.invoke(INPUT))),
             &|| drop(rt.block_on(synced.invoke(INPUT))),
         ];
-        for (slot, run) in times.iter_mut().zip(runs) {
+        let mut this = [0f64; 3];
+        for step in 0..3 {
+            let which = (round + step) % 3;
             let start = Instant::now();
             for _ in 0..per_round {
-                run();
+                runs[which]();
             }
-            slot.push(start.elapsed().as_secs_f64() * 1e6 / f64::from(per_round));
+            this[which] = start.elapsed().as_secs_f64() * 1e6 / f64::from(per_round);
         }
+        for (slot, t) in times.iter_mut().zip(this) {
+            slot.push(t);
+        }
+        ratios[0].push(this[1] / this[0]);
+        ratios[1].push(this[2] / this[0]);
     }
     let [bare_us, buffered_us, synced_us] = times.map(median);
+    let [buffered_x, synced_x] = ratios.map(median);
     println!();
-    println!("side by side, median of {rounds} interleaved rounds of {per_round} invocations:");
-    println!("  bare wasmtime (no checks, no audit)  {bare_us:9.1} us   1.00x");
     println!(
-        "  warden, audit in page cache          {buffered_us:9.1} us   {:.2}x",
-        buffered_us / bare_us
+        "side by side, {rounds} rounds of {per_round} invocations each (medians; ratio: median \
+         of the per-round ratios to bare):"
     );
-    println!(
-        "  warden, audit synced (commit, return) {synced_us:7.1} us   {:.2}x",
-        synced_us / bare_us
-    );
+    println!("  bare wasmtime (no checks, no audit)   {bare_us:9.1} us   1.00x");
+    println!("  warden, audit in page cache           {buffered_us:9.1} us   {buffered_x:.2}x");
+    println!("  warden, audit synced (commit, return) {synced_us:9.1} us   {synced_x:.2}x");
 }

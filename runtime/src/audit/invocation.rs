@@ -33,6 +33,7 @@
 //! [`Transaction::commit`]: crate::state::Transaction::commit
 
 use std::{
+    cell::Cell,
     io::Write as _,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
@@ -47,6 +48,15 @@ use super::AuditLog;
 /// Encoded events held by one invocation before they are appended
 /// anyway, without waiting for a barrier: 1 MiB.
 pub const MAX_HELD_EVENT_BYTES: usize = 1024 * 1024;
+
+/// Largest buffer kept for reuse by the next invocation on a thread.
+const MAX_SPARE_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    /// The buffers of the last invocation dropped on this thread, empty, so
+    /// that the next one does not allocate its own.
+    static SPARE: Cell<Option<Held>> = const { Cell::new(None) };
+}
 
 /// Events not yet appended: their JSON back to back, and where each ends.
 #[derive(Default)]
@@ -77,12 +87,12 @@ impl InvocationLog {
     /// A sink holding the events of the invocation `scope` for `log`
     /// until the next barrier.
     pub fn new(log: Arc<AuditLog>, scope: Arc<InstanceScope>) -> Self {
-        // Room for a typical invocation's events, so that encoding them
-        // does not grow the buffer step by step.
-        let held = Held {
+        let held = SPARE.with(Cell::take).unwrap_or_else(|| Held {
+            // Room for a typical invocation's events, so that encoding them
+            // does not grow the buffer step by step.
             json: Vec::with_capacity(4096),
             ends: Vec::with_capacity(8),
-        };
+        });
         Self {
             log,
             attribution: encode_attribution(&scope),
@@ -213,6 +223,13 @@ impl Drop for InvocationLog {
         // A failure is logged by `append_failed`; there is no caller left
         // to fail.
         let _ = self.append_held(&mut held);
+        // The emptied buffers serve the next invocation on this thread,
+        // unless an unusual one grew them large.
+        if held.json.capacity() <= MAX_SPARE_BYTES {
+            held.json.clear();
+            held.ends.clear();
+            SPARE.with(|spare| spare.set(Some(held)));
+        }
     }
 }
 
