@@ -56,6 +56,13 @@ pub(crate) fn serve(config: &ServeConfig, data_dir: &Path) -> anyhow::Result<()>
             .approver(Arc::clone(&approvals) as _)
             .build()?,
     );
+    // Held from the start: every approval, config and secret change goes
+    // through this daemon from now on, which lets it keep approvals in
+    // memory (see `ControlPlane::allowed_grant_digest`).
+    runtime.audit_logs().control().context(
+        "cannot open the control-plane audit stream; is another warden daemon or command using \
+         this data directory?",
+    )?;
     let tokens = tokens::TokenStore::open(data_dir)?;
     let state = Arc::new(api::AppState::new(
         Arc::clone(&runtime),

@@ -829,3 +829,43 @@ fn a_tenant_admin_sets_config_values_and_deploys_approve_grants() {
         deployed.body["grant_sha256"]
     );
 }
+
+#[test]
+fn approvals_change_only_through_the_daemon_while_it_runs() {
+    let d = Daemon::start("");
+    d.create_tenant("acme");
+    let tad = d.token("tad", "tenant-admin", Some("acme"));
+    let deploy = || {
+        d.deploy(
+            &tad,
+            "acme",
+            &manifest("probe"),
+            warden_test_programs::PROBE,
+        )
+    };
+    assert_eq!(deploy().status, 201);
+    let invoke = || {
+        d.post(
+            "/v1/tenants/acme/agents/probe/invoke",
+            Some(&tad),
+            &json!({ "input": "say hi" }),
+        )
+        .status
+    };
+    assert_eq!(invoke(), 200);
+
+    // The daemon holds the control-plane stream: a command cannot revoke
+    // the approval behind its back (and so the daemon may keep approvals
+    // in memory).
+    let out = d.env.agents(&["revoke", "probe", "--tenant", "acme"]);
+    crate::harness::assert_one_line_error(&out, "is in use by another warden process");
+    assert_eq!(invoke(), 200);
+
+    // Removal over the API revokes, and holds from the next invocation on;
+    // deployed again, the agent runs again.
+    let removed = d.delete("/v1/tenants/acme/agents/probe", Some(&tad));
+    assert!(removed.status < 300, "{removed:?}");
+    assert_eq!(invoke(), 404);
+    assert_eq!(deploy().status, 201);
+    assert_eq!(invoke(), 200);
+}
