@@ -19,6 +19,7 @@ use std::{
     collections::HashMap,
     path::PathBuf,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
 };
 
 use thiserror::Error;
@@ -149,8 +150,14 @@ pub struct ControlPlane {
     allowed: Mutex<AllowedCache>,
 }
 
-/// Tenant to agent to the approved grant digest (`None`: not allowed).
-type AllowedCache = HashMap<String, HashMap<String, Option<String>>>;
+/// Tenant to agent to the approved grant digest (`None`: not allowed) and
+/// when it was read.
+type AllowedCache = HashMap<String, HashMap<String, (Option<String>, Instant)>>;
+
+/// How long a cached approval is trusted before the database is read
+/// again: a change made to the database outside the control plane (a hand
+/// edit during an incident) is seen within this time.
+pub(crate) const APPROVAL_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// Most approvals the cache holds before it starts over.
 const MAX_CACHED_APPROVALS: usize = 16 * 1024;
@@ -199,10 +206,12 @@ impl ControlPlane {
     /// Every change of an approval is recorded in the control stream
     /// before it is stored, and a stream is open in one process at a time
     /// (its lock file). So while this process holds the control stream,
-    /// approvals change only through this control plane, and the answer
-    /// is kept in memory; otherwise the state database is read each time,
-    /// so that a revocation made by another process holds from the next
-    /// call on.
+    /// approvals change only through this control plane, which drops the
+    /// cached answer as it changes one, and the answer is kept in memory
+    /// for up to [`APPROVAL_CACHE_TTL`] (so that a hand edit of the
+    /// database is seen within that time too). Otherwise the state
+    /// database is read each time, so that a revocation made by another
+    /// process holds from the next call on.
     ///
     /// # Errors
     ///
@@ -216,9 +225,10 @@ impl ControlPlane {
         let mut cache = self.allowed_cache();
         let held = self.audit.is_open(&StreamId::Control);
         if held
-            && let Some(digest) = cache
+            && let Some((digest, read)) = cache
                 .get(tenant.as_str())
                 .and_then(|agents| agents.get(agent))
+            && read.elapsed() < APPROVAL_CACHE_TTL
         {
             return Ok(digest.clone());
         }
@@ -230,7 +240,7 @@ impl ControlPlane {
             cache
                 .entry(tenant.as_str().to_owned())
                 .or_default()
-                .insert(agent.to_owned(), digest.clone());
+                .insert(agent.to_owned(), (digest.clone(), Instant::now()));
         }
         Ok(digest)
     }

@@ -864,6 +864,9 @@ impl Runtime {
                 return Err(err);
             }
         };
+        // Checked again once admitted: a revocation made while this
+        // invocation waited for its slot holds for it too.
+        self.check_allowed(tenant, agent)?;
 
         let txn = self.records()?.begin(tenant);
         let end = self
@@ -1361,5 +1364,14 @@ mod tests {
             .allow_agent(&tenant, agent.manifest(), "test")
             .unwrap();
         runtime.invoke(&tenant, &agent, b"v", "test").await.unwrap();
+
+        // A hand edit of the database, outside the control plane, is seen
+        // once the cached answer expires.
+        let edit = crate::state::Records::open(&data.join("state.sqlite3")).unwrap();
+        edit.lock()
+            .execute("DELETE FROM allowed_agents", [])
+            .unwrap();
+        tokio::time::sleep(crate::control::APPROVAL_CACHE_TTL).await;
+        assert!(refused(runtime.invoke(&tenant, &agent, b"v", "test").await));
     }
 }

@@ -87,7 +87,10 @@ impl InvocationLog {
     /// A sink holding the events of the invocation `scope` for `log`
     /// until the next barrier.
     pub fn new(log: Arc<AuditLog>, scope: Arc<InstanceScope>) -> Self {
-        let held = SPARE.with(Cell::take).unwrap_or_else(|| Held {
+        // `try_with` fails only while the thread is being torn down; a
+        // fresh buffer does then.
+        let spare = SPARE.try_with(Cell::take).ok().flatten();
+        let held = spare.unwrap_or_else(|| Held {
             // Room for a typical invocation's events, so that encoding them
             // does not grow the buffer step by step.
             json: Vec::with_capacity(4096),
@@ -228,7 +231,7 @@ impl Drop for InvocationLog {
         if held.json.capacity() <= MAX_SPARE_BYTES {
             held.json.clear();
             held.ends.clear();
-            SPARE.with(|spare| spare.set(Some(held)));
+            let _ = SPARE.try_with(|spare| spare.set(Some(held)));
         }
     }
 }

@@ -17,9 +17,10 @@
 //! clock is the invocation's. [`CpuMeter`] reads the polling thread's CPU
 //! clock at the start and end of every poll and sums the segments: guest
 //! code and host work count, time spent pending (a sleep, a response on
-//! the way) does not. The poll that ends the run is not added: only the
-//! epoch callback reads the total, and only while the run goes on. The epoch callback adds the running segment and
-//! compares the total with the tenant's `cpu_timeout`.
+//! the way) does not. The epoch callback adds the running segment and
+//! compares the total with the tenant's `cpu_timeout`. The poll that ends
+//! the run is not added: only that callback reads the total, and only
+//! while the run goes on.
 //!
 //! [`Runtime::invoke`]: super::Runtime::invoke
 //! [`EPOCH_TICK`]: crate::engine::EPOCH_TICK

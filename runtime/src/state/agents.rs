@@ -9,9 +9,11 @@
 //! is possible for whoever owns the host, but it leaves the stored digest
 //! without a matching control-plane event, which an auditor can see.
 //!
-//! [`Runtime::invoke`](crate::Runtime::invoke) reads the approved digest on
-//! every invocation, so a revocation by another process takes effect at the
-//! next run.
+//! [`Runtime::invoke`](crate::Runtime::invoke) checks the approved digest
+//! on every invocation, so a revocation takes effect at the next run; a
+//! process that holds the control-plane stream (the daemon) keeps the
+//! answers in memory for up to a second, see
+//! [`ControlPlane`](crate::ControlPlane).
 
 use rusqlite::{OptionalExtension, params};
 use warden_host_api::{error::StoreError, scope::AgentGrant, scope::TenantId};
