@@ -86,7 +86,8 @@ pub enum ControlError {
     /// The tenant already has config values for the most agents allowed.
     #[error(
         "tenant {tenant} already has config values for {MAX_CONFIG_AGENTS} agents, the maximum; \
-         unset the values of an agent it no longer runs first"
+         list them with `warden config list --tenant {tenant}` and unset the values of an agent \
+         it no longer runs first"
     )]
     TooManyConfigAgents {
         /// The tenant.
@@ -465,6 +466,19 @@ impl ControlPlane {
         validate_name(agent).map_err(ControlError::AgentName)?;
         check_config_key(key)?;
         self.change_config(tenant, agent, key, None, actor)
+    }
+
+    /// The config values set for every agent of `tenant`, as (agent, key,
+    /// value), by agent and key.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`ControlError`] when the state database fails.
+    pub fn tenant_config_values(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<(String, String, String)>, ControlError> {
+        Ok(self.records()?.tenant_config_values(tenant)?)
     }
 
     /// The config values set for `agent` of `tenant`, by key.

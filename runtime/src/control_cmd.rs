@@ -109,13 +109,23 @@ pub(crate) fn config(data_dir: &Path, command: ConfigCommand) -> anyhow::Result<
                 target.agent, change.change
             );
         }
-        ConfigCommand::List { target } => {
-            let tenant = TenantId::new(&target.tenant)?;
+        ConfigCommand::List { tenant, agent } => {
+            let tenant = TenantId::new(&tenant)?;
             if !data_dir.join("state.sqlite3").exists() {
                 return Ok(());
             }
-            for (key, value) in ControlPlane::new(data_dir).config_values(&tenant, &target.agent)? {
-                println!("{key} = {}", printable(&value));
+            let control = ControlPlane::new(data_dir);
+            match agent {
+                Some(agent) => {
+                    for (key, value) in control.config_values(&tenant, &agent)? {
+                        println!("{key} = {}", printable(&value));
+                    }
+                }
+                None => {
+                    for (agent, key, value) in control.tenant_config_values(&tenant)? {
+                        println!("{agent}: {key} = {}", printable(&value));
+                    }
+                }
             }
         }
     }

@@ -154,10 +154,15 @@ enum ConfigCommand {
         #[command(flatten)]
         actor: ActorArg,
     },
-    /// Print the values set, one `key = value` per line.
+    /// Print the values set, one `key = value` per line; without
+    /// `--agent`, every agent's, one `agent: key = value` per line.
     List {
-        #[command(flatten)]
-        target: ConfigTarget,
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The agent's name, as in its manifest; all agents when left out.
+        #[arg(long)]
+        agent: Option<String>,
     },
 }
 

@@ -193,8 +193,15 @@ fn a_tenant_holds_values_for_at_most_256_agents() {
     );
     assert_one_line_error(
         &out,
-        "tenant acme already has config values for 256 agents, the maximum",
+        "tenant acme already has config values for 256 agents, the maximum; list them with \
+         `warden config list --tenant acme`",
     );
+    // Without --agent, the list names every agent holding values.
+    let out = config(&env, &["list", "--tenant", "acme"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = stdout(&out);
+    assert_eq!(listed.lines().count(), 256, "{listed}");
+    assert!(listed.contains("agent7: k = v\n"), "{listed}");
     // An agent that already holds values may still change them, and another
     // tenant is not affected.
     let out = config(

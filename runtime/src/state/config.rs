@@ -36,6 +36,31 @@ pub(crate) struct ConfigSlot {
 }
 
 impl Records {
+    /// Every value set for any agent of `tenant`, as (agent, key, value),
+    /// by agent and key.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`StoreError`] when the query fails.
+    pub fn tenant_config_values(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT agent, key, value FROM config_values WHERE tenant = ?1 ORDER BY agent, key",
+            )
+            .map_err(failed("config values", tenant))?;
+        let rows = stmt
+            .query_map(params![tenant.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(failed("config values", tenant))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(failed("config values", tenant))
+    }
+
     /// Every value set for `agent` of `tenant`, by key.
     ///
     /// # Errors
