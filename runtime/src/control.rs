@@ -151,9 +151,16 @@ pub struct ControlPlane {
     allowed: Mutex<AllowedCache>,
 }
 
-/// Tenant to agent to the approved grant digest (`None`: not allowed) and
-/// when it was read.
-type AllowedCache = HashMap<String, HashMap<String, (Option<String>, Instant)>>;
+/// Approvals read while this process holds the control stream.
+#[derive(Default)]
+struct AllowedCache {
+    /// Tenant to agent to the approved grant digest (`None`: not allowed)
+    /// and when it was read.
+    entries: HashMap<String, HashMap<String, (Option<String>, Instant)>>,
+    /// Moves on at every change of an approval, so that an answer read
+    /// from the database while a change was under way is not kept.
+    generation: u64,
+}
 
 /// How long a cached approval is trusted before the database is read
 /// again: a change made to the database outside the control plane (a hand
@@ -190,7 +197,7 @@ impl ControlPlane {
             data_dir,
             audit,
             records: Mutex::new(None),
-            allowed: Mutex::new(HashMap::new()),
+            allowed: Mutex::new(AllowedCache::default()),
         }
     }
 
@@ -223,22 +230,31 @@ impl ControlPlane {
         tenant: &TenantId,
         agent: &str,
     ) -> Result<Option<String>, StoreError> {
-        let mut cache = self.allowed_cache();
         let held = self.audit.is_open(&StreamId::Control);
-        if held
-            && let Some((digest, read)) = cache
-                .get(tenant.as_str())
-                .and_then(|agents| agents.get(agent))
-            && read.elapsed() < APPROVAL_CACHE_TTL
-        {
-            return Ok(digest.clone());
-        }
+        let generation = {
+            let cache = self.allowed_cache();
+            if held
+                && let Some((digest, read)) = cache
+                    .entries
+                    .get(tenant.as_str())
+                    .and_then(|agents| agents.get(agent))
+                && read.elapsed() < APPROVAL_CACHE_TTL
+            {
+                return Ok(digest.clone());
+            }
+            cache.generation
+        };
+        // Read without the cache locked, so that a slow database holds up
+        // only this caller, not every other tenant's cached answers.
         let digest = records.allowed_grant_digest(tenant, agent)?;
-        if held {
-            if cache.values().map(HashMap::len).sum::<usize>() >= MAX_CACHED_APPROVALS {
-                cache.clear();
+        let mut cache = self.allowed_cache();
+        // Kept only if no approval changed since before the read.
+        if held && cache.generation == generation {
+            if cache.entries.values().map(HashMap::len).sum::<usize>() >= MAX_CACHED_APPROVALS {
+                cache.entries.clear();
             }
             cache
+                .entries
                 .entry(tenant.as_str().to_owned())
                 .or_default()
                 .insert(agent.to_owned(), (digest.clone(), Instant::now()));
@@ -588,11 +604,14 @@ impl ControlPlane {
     }
 }
 
-/// Drops the cached approval of `agent` of `tenant`. Called with the cache
-/// locked before the approval changes, and the lock held until the change
-/// is stored, so that no reader caches the value being replaced.
+/// Drops the cached approval of `agent` of `tenant` and moves the cache's
+/// generation on. Called with the cache locked before the approval changes,
+/// and the lock held until the change is stored, so that no reader keeps
+/// the value being replaced: one that read it before the change finds the
+/// generation moved on.
 fn forget(cache: &mut AllowedCache, tenant: &TenantId, agent: &str) {
-    if let Some(agents) = cache.get_mut(tenant.as_str()) {
+    cache.generation = cache.generation.wrapping_add(1);
+    if let Some(agents) = cache.entries.get_mut(tenant.as_str()) {
         agents.remove(agent);
     }
 }
