@@ -767,15 +767,9 @@ impl Runtime {
             },
         )?;
 
-        // The approval is checked after the start event, so that the
-        // attempt and its refusal are both in the tenant's trail.
-        let result = match self.check_allowed(tenant, agent) {
-            Ok(()) => {
-                self.admit_and_run(&state, &log, &scope, agent, input, &limits)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
+        let result = self
+            .admit_and_run(&state, &log, &scope, agent, input, &limits)
+            .await;
 
         let (outcome, detail, output_digest) = match &result {
             Ok(output) => (Outcome::Ok, None, Some(audit::value_digest(output))),
@@ -820,15 +814,6 @@ impl Runtime {
         limits: &TenantLimits,
     ) -> Result<Vec<u8>, InvokeError> {
         let tenant = &scope.tenant;
-        // The tenant's own values of the granted secrets, read from its own
-        // store: a grant naming a secret the tenant lacks (or another
-        // tenant's) stops here, before the guest exists. The finish event
-        // records why.
-        let secrets = if agent.secrets_grant.is_empty() {
-            Arc::new(TenantSecrets::default())
-        } else {
-            Arc::new(self.secrets.load_granted(tenant, &agent.secrets_grant)?)
-        };
         // Refused before instantiation: an oversized input never reaches the
         // guest's memory.
         if input.len() as u64 > limits.max_input_bytes {
@@ -864,9 +849,20 @@ impl Runtime {
                 return Err(err);
             }
         };
-        // Checked again once admitted: a revocation made while this
-        // invocation waited for its slot holds for it too.
+        // The approval is checked once admitted, so that a revocation
+        // made while this invocation waited for its slot holds for it too,
+        // and after the start event, so that the attempt and its refusal
+        // are both in the tenant's trail.
         self.check_allowed(tenant, agent)?;
+        // The tenant's own values of the granted secrets, read from its own
+        // store: a grant naming a secret the tenant lacks (or another
+        // tenant's) stops here, before the guest exists. The finish event
+        // records why.
+        let secrets = if agent.secrets_grant.is_empty() {
+            Arc::new(TenantSecrets::default())
+        } else {
+            Arc::new(self.secrets.load_granted(tenant, &agent.secrets_grant)?)
+        };
 
         let txn = self.records()?.begin(tenant);
         let end = self
@@ -1266,16 +1262,7 @@ mod tests {
     #[tokio::test]
     async fn writes_are_not_committed_when_their_events_cannot_be_written() {
         let dir = tempfile::tempdir().unwrap();
-        let manifest = dir.path().join("trivial.toml");
-        std::fs::write(
-            &manifest,
-            format!(
-                "name = \"trivial\"\ncomponent = {:?}\n[[grants.records]]\nprefix = \
-                 \"bench/\"\naccess = \"read-write\"\n",
-                warden_test_programs::BENCH_TRIVIAL
-            ),
-        )
-        .unwrap();
+        let manifest = trivial_agent(dir.path());
         let runtime = Runtime::builder(dir.path().join("data")).build().unwrap();
         let agent = runtime.load_agent(&manifest).unwrap();
         let tenant = TenantId::new("acme").unwrap();
